@@ -1,0 +1,45 @@
+# The two set-up commands: `make demo` and `make test`. Each creates .venv and installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint format typecheck serve clean check-python
+
+check-python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "django-hooks needs Python 3.11+; run: make PYTHON=python3.11 ...")'
+
+$(BIN)/python: | check-python
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test,lint]"
+	touch $@
+
+$(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[demo]"
+	touch $@
+
+## demo: run the example shop end to end (SQLite, a real Redis, a worker, a verifying receiver)
+demo: $(VENV)/.demo-installed
+	$(BIN)/python example_project/manage.py demo
+
+## test: the whole suite on SQLite, or on PostgreSQL when DATABASE_URL=postgres://... is set
+test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.test-installed
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
+
+format: $(VENV)/.test-installed
+	$(BIN)/python -m ruff check --fix .
+	$(BIN)/python -m ruff format .
+
+typecheck: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[typing]"
+	$(BIN)/python -m mypy django_hooks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info example_project/db.sqlite3

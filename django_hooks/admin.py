@@ -1,0 +1,92 @@
+"""Admin registration: endpoints, events, deliveries and their attempts (never a secret)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event
+from django_hooks.outbound.sweep import enable_endpoint, retry_deliveries
+
+
+@admin.register(Endpoint)
+class EndpointAdmin(admin.ModelAdmin):
+    list_display = ["url", "description", "is_active", "disabled_at", "created_at"]
+    list_filter = ["is_active"]
+    search_fields = ["url", "description"]
+    readonly_fields = ["disabled_at", "disabled_reason", "created_at", "updated_at"]
+    fields = ["url", "description", "event_types", "headers", "is_active", *readonly_fields]
+    actions = ["enable"]
+
+    @admin.action(description="Enable and resume pending deliveries", permissions=["change"])
+    def enable(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
+        resumed = sum(enable_endpoint(endpoint) for endpoint in queryset)
+        self.message_user(
+            request, f"Enabled; {resumed} pending deliveries resumed.", messages.SUCCESS
+        )
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    fields = [
+        "endpoint",
+        "status",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+        "completed_at",
+    ]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["id", "type", "created_at"]
+    list_filter = ["type"]
+    search_fields = ["=id", "type", "=idempotency_key"]
+    readonly_fields = ["id", "type", "data", "owner_content_type", "owner_id", "idempotency_key",
+                       "created_at"]  # fmt: skip
+    inlines = [DeliveryInline]
+    show_full_result_count = False
+    ordering = ["-created_at"]
+
+
+class AttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    fields = ["number", "created_at", "status_code", "duration_ms", "error", "request_headers",
+              "response_headers", "response_body"]  # fmt: skip
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["id", "event", "endpoint", "status", "attempts", "last_status_code",
+                    "next_attempt_at"]  # fmt: skip
+    list_filter = ["status"]
+    list_select_related = ["event", "endpoint"]
+    raw_id_fields = ["event", "endpoint"]
+    readonly_fields = ["event", "endpoint", "status", "attempts", "next_attempt_at",
+                       "last_status_code", "last_error", "created_at", "completed_at"]  # fmt: skip
+    inlines = [AttemptInline]
+    actions = ["retry"]
+    show_full_result_count = False
+    ordering = ["-created_at"]
+
+    @admin.action(description="Retry failed or cancelled deliveries now", permissions=["change"])
+    def retry(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        count = retry_deliveries(queryset)
+        self.message_user(request, f"{count} deliveries queued again.", messages.SUCCESS)

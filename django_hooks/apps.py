@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.core.signals import setting_changed
+
+
+class DjangoHooksConfig(AppConfig):
+    name = "django_hooks"
+    verbose_name = "Webhooks"
+    # Pinned so that the host project's DEFAULT_AUTO_FIELD never changes our migrations.
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django_hooks import checks  # noqa: F401  (registers the system checks)
+        from django_hooks.conf import reload_hooks_settings
+        from django_hooks.outbound.dispatch import connect_model_events_setting
+
+        setting_changed.connect(reload_hooks_settings, dispatch_uid="django_hooks.settings")
+        connect_model_events_setting()

@@ -1,0 +1,101 @@
+"""System checks. Ids are stable; a retired id stays listed here as a comment.
+
+E001 QUEUE is not a key of RQ_QUEUES            E004 RETRY_SCHEDULE is not a list of seconds
+E002 ENCRYPTION_KEYS unusable                   E005 DJANGO_HOOKS has unknown keys / wrong type
+E003 ALLOWED_NETWORKS has an invalid entry      E006 a number setting is not a positive number
+W001 ALLOWED_NETWORKS set while DEBUG=False
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+from django_hooks.core.urlguard import parse_networks
+
+
+@checks.register(checks.Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from django_hooks.conf import hooks_settings
+
+    try:
+        hooks_settings.user_settings  # noqa: B018  (validates the keys)
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), hint="Remove or rename the key.", id="django_hooks.E005")]
+
+    errors: list[checks.CheckMessage] = []
+    queues = getattr(settings, "RQ_QUEUES", None) or {}
+    if hooks_settings.QUEUE not in queues:
+        errors.append(
+            checks.Error(
+                f"DJANGO_HOOKS['QUEUE'] is {hooks_settings.QUEUE!r}, which is not in RQ_QUEUES.",
+                hint="Add the queue to RQ_QUEUES or set DJANGO_HOOKS['QUEUE'] to one of "
+                f"{sorted(queues) or 'its keys'}.",
+                id="django_hooks.E001",
+            )
+        )
+
+    from django_hooks import encryption
+
+    try:
+        encryption.configured_keys()
+    except ImproperlyConfigured as exc:
+        errors.append(
+            checks.Error(
+                str(exc),
+                hint="Generate keys with cryptography.fernet.Fernet.generate_key().",
+                id="django_hooks.E002",
+            )
+        )
+
+    networks = hooks_settings.ALLOWED_NETWORKS
+    try:
+        if isinstance(networks, str):
+            raise ValueError("must be a list of CIDR strings, not a string")
+        parsed = parse_networks(networks)
+    except ValueError as exc:
+        errors.append(
+            checks.Error(
+                f"DJANGO_HOOKS['ALLOWED_NETWORKS'] is invalid: {exc}",
+                hint='Use CIDR notation such as "10.0.0.0/8" or "127.0.0.1/32".',
+                id="django_hooks.E003",
+            )
+        )
+    else:
+        if parsed and not settings.DEBUG:
+            errors.append(
+                checks.Warning(
+                    "DJANGO_HOOKS['ALLOWED_NETWORKS'] lets webhooks target private networks "
+                    f"({', '.join(map(str, parsed))}) in production.",
+                    hint="Anyone who can create an endpoint can then reach those addresses. "
+                    "Leave it empty unless every endpoint creator is trusted.",
+                    id="django_hooks.W001",
+                )
+            )
+
+    schedule = hooks_settings.RETRY_SCHEDULE
+    if not isinstance(schedule, list | tuple) or not all(
+        isinstance(s, int | float) and not isinstance(s, bool) and s >= 0 for s in schedule
+    ):
+        errors.append(
+            checks.Error(
+                "DJANGO_HOOKS['RETRY_SCHEDULE'] must be a list of non-negative seconds.",
+                hint="For example [5, 300, 1800, 7200].",
+                id="django_hooks.E004",
+            )
+        )
+
+    for name in ("TIMEOUT", "DISABLE_AFTER", "MAX_PAYLOAD_BYTES", "BATCH_SIZE",
+                 "RESPONSE_READ_LIMIT", "RESPONSE_STORE_LIMIT"):  # fmt: skip
+        value = getattr(hooks_settings, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            errors.append(
+                checks.Error(
+                    f"DJANGO_HOOKS[{name!r}] must be a positive number, not {value!r}.",
+                    id="django_hooks.E006",
+                )
+            )
+    return errors

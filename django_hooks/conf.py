@@ -1,0 +1,99 @@
+"""The ``DJANGO_HOOKS`` setting, read through one lazy object: ``hooks_settings``.
+
+    from django_hooks.conf import hooks_settings
+    hooks_settings.TIMEOUT
+
+Values are read on first access and cached; ``override_settings(DJANGO_HOOKS=...)`` and any other
+``setting_changed`` for ``DJANGO_HOOKS`` clears the cache. Unknown keys are an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+DEFAULTS: dict[str, Any] = {
+    # django-rq queue that carries deliveries (a key of RQ_QUEUES).
+    "QUEUE": "default",
+    # Seconds before each retry; one entry per retry, so at most 1 + len() attempts.
+    "RETRY_SCHEDULE": [5, 300, 1800, 7200, 18000, 36000, 36000],
+    # Seconds allowed for one attempt: connect, send, and read the response.
+    "TIMEOUT": 15,
+    # CIDRs that may be targeted despite being private (e.g. "127.0.0.0/8").
+    "ALLOWED_NETWORKS": [],
+    # Fernet keys, newest first; empty = derived from SECRET_KEY (and SECRET_KEY_FALLBACKS).
+    "ENCRYPTION_KEYS": [],
+    # An endpoint failing continuously this many seconds is disabled.
+    "DISABLE_AFTER": 5 * 24 * 3600,
+    # Largest encoded payload send_event accepts, in bytes.
+    "MAX_PAYLOAD_BYTES": 256 * 1024,
+    # Deliveries one RQ job attempts (PERF_NOTES: a job per delivery costs more than the POST).
+    "BATCH_SIZE": 20,
+    # Seconds an old secret keeps signing after rotate_secret().
+    "SECRET_GRACE_PERIOD": 24 * 3600,
+    # Explicit proxy URL for outgoing webhooks; environment proxies are never used.
+    "PROXY": None,
+    # User-Agent header of outgoing webhooks.
+    "USER_AGENT": "django-hooks",
+    # Bytes of a response body read (the rest is dropped) and bytes stored on the attempt.
+    "RESPONSE_READ_LIMIT": 64 * 1024,
+    "RESPONSE_STORE_LIMIT": 4 * 1024,
+    # Models whose changes become events: {"shop.Order": {"prefix": "order", "serializer": ...}}.
+    "MODEL_EVENTS": {},
+}
+
+
+class HooksSettings:
+    """Attribute access to ``settings.DJANGO_HOOKS`` merged over ``DEFAULTS``."""
+
+    def __init__(self, defaults: dict[str, Any] | None = None) -> None:
+        self.defaults = defaults or DEFAULTS
+        self._cached: set[str] = set()
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        if not hasattr(self, "_user_settings"):
+            value = getattr(settings, "DJANGO_HOOKS", None) or {}
+            if not isinstance(value, dict):
+                raise ImproperlyConfigured("DJANGO_HOOKS must be a dict.")
+            unknown = sorted(set(value) - set(self.defaults))
+            if unknown:
+                raise ImproperlyConfigured(
+                    f"Unknown DJANGO_HOOKS key(s): {', '.join(unknown)}. "
+                    f"Known keys: {', '.join(sorted(self.defaults))}."
+                )
+            self._user_settings = value
+        return self._user_settings
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.defaults:
+            raise AttributeError(f"Invalid django-hooks setting: {name!r}")
+        value = self.user_settings.get(name, self.defaults[name])
+        self._cached.add(name)
+        setattr(self, name, value)
+        return value
+
+    def reload(self) -> None:
+        for name in self._cached:
+            delattr(self, name)
+        self._cached.clear()
+        if hasattr(self, "_user_settings"):
+            del self._user_settings
+
+
+hooks_settings = HooksSettings(DEFAULTS)
+
+
+def reload_hooks_settings(*, setting: str, **kwargs: Any) -> None:
+    """``setting_changed`` receiver (connected in ``apps.ready``)."""
+    if setting in ("DJANGO_HOOKS", "SECRET_KEY", "SECRET_KEY_FALLBACKS"):
+        hooks_settings.reload()
+        from django_hooks import encryption
+
+        encryption.reset()
+    if setting in ("DJANGO_HOOKS", "RQ_QUEUES"):
+        from django_hooks.outbound import tasks
+
+        tasks.reset()

@@ -1,0 +1,49 @@
+"""Exceptions raised by the pure core; ``django_hooks.exceptions`` re-exports them."""
+
+from __future__ import annotations
+
+
+class HooksError(Exception):
+    """Base class of every error django-hooks raises on purpose."""
+
+
+class InvalidSecret(HooksError, ValueError):
+    """A signing secret or key is malformed (wrong prefix, bad base64, wrong length)."""
+
+
+class PayloadError(HooksError, ValueError):
+    """Event data cannot be encoded, or is larger than allowed."""
+
+
+class UnsafeURL(HooksError, ValueError):
+    """A webhook URL, or the address it resolves to, may not be targeted (SSRF guard)."""
+
+
+class InvalidSignature(HooksError):
+    """A webhook failed verification. ``reason`` says why, in words safe to return to the sender."""
+
+    status_code = 401
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MissingHeader(InvalidSignature):
+    """A header the scheme requires is absent."""
+
+    status_code = 400
+
+
+class MalformedHeader(InvalidSignature):
+    """A header is present but cannot be parsed."""
+
+    status_code = 400
+
+
+class TimestampOutOfTolerance(InvalidSignature):
+    """The signed timestamp is too old or too far in the future (a possible replay)."""
+
+
+class SignatureMismatch(InvalidSignature):
+    """No signature in the header matches any of the secrets."""

@@ -1,0 +1,27 @@
+"""Time-sortable identifiers: a prefix and a ULID (48-bit milliseconds + 80 random bits, base32)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32: no I, L, O, U
+
+
+def new_id(prefix: str = "msg_", *, now: float | None = None) -> str:
+    """Return ``prefix`` + 26 characters that sort by creation time (to the millisecond)."""
+    millis = int((time.time() if now is None else now) * 1000)
+    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        value, index = divmod(value, 32)
+        chars.append(_ALPHABET[index])
+    return prefix + "".join(reversed(chars))
+
+
+def id_timestamp(identifier: str) -> float:
+    """Seconds since the epoch encoded in an id made by ``new_id``."""
+    value = 0
+    for char in identifier[-26:]:
+        value = value * 32 + _ALPHABET.index(char)
+    return (value >> 80) / 1000

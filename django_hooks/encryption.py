@@ -1,0 +1,85 @@
+"""Secrets at rest: Fernet tokens under ``ENCRYPTION_KEYS`` (newest first).
+
+With no keys configured, one key is derived from ``SECRET_KEY`` (and one from each of
+``SECRET_KEY_FALLBACKS``, so rotating Django's key the documented way keeps secrets readable).
+``python manage.py hooks_reencrypt`` rewrites every stored secret under the newest key.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
+
+from django_hooks.conf import hooks_settings
+from django_hooks.exceptions import ConfigurationError, DecryptionError
+
+
+def derive_key(secret_key: str) -> bytes:
+    """A Fernet key derived from Django's ``SECRET_KEY`` with HKDF-SHA256."""
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=b"django-hooks", info=b"secret-encryption"
+    )
+    return base64.urlsafe_b64encode(hkdf.derive(secret_key.encode()))
+
+
+def configured_keys() -> list[bytes]:
+    """The keys in use, newest first; raises ``ConfigurationError`` naming a bad entry."""
+    keys = hooks_settings.ENCRYPTION_KEYS
+    if isinstance(keys, str | bytes):
+        raise ConfigurationError("DJANGO_HOOKS['ENCRYPTION_KEYS'] must be a list of Fernet keys.")
+    if not keys:
+        secret_keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+        return [derive_key(key) for key in secret_keys if key]
+    result = []
+    for position, key in enumerate(keys):
+        raw = key.encode() if isinstance(key, str) else key
+        try:
+            Fernet(raw)
+        except (ValueError, TypeError):
+            raise ConfigurationError(
+                f"DJANGO_HOOKS['ENCRYPTION_KEYS'][{position}] is not a Fernet key "
+                "(32 url-safe base64-encoded bytes; make one with Fernet.generate_key())."
+            ) from None
+        result.append(raw)
+    return result
+
+
+@functools.cache
+def _fernet() -> MultiFernet:
+    keys = configured_keys()
+    if not keys:
+        raise ConfigurationError(
+            "No encryption key: set SECRET_KEY or DJANGO_HOOKS['ENCRYPTION_KEYS']."
+        )
+    return MultiFernet([Fernet(key) for key in keys])
+
+
+def reset() -> None:
+    _fernet.cache_clear()
+
+
+def encrypt(plaintext: str) -> str:
+    return _fernet().encrypt(plaintext.encode()).decode("ascii")
+
+
+def decrypt(token: str) -> str:
+    try:
+        return _fernet().decrypt(token.encode("ascii")).decode()
+    except (InvalidToken, UnicodeError):
+        raise DecryptionError(
+            "A stored secret cannot be decrypted with any ENCRYPTION_KEYS entry "
+            "(keep retired keys at the end of the list until hooks_reencrypt has run)."
+        ) from None
+
+
+def reencrypt(token: str) -> str:
+    """The same secret under the newest key."""
+    try:
+        return _fernet().rotate(token.encode("ascii")).decode("ascii")
+    except InvalidToken:
+        raise DecryptionError("A stored secret cannot be decrypted with any key.") from None

@@ -1,0 +1,57 @@
+"""Every exception django-hooks raises on purpose; catch ``HooksError`` for all of them."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+
+from django_hooks.core.errors import (
+    HooksError,
+    InvalidSecret,
+    InvalidSignature,
+    MalformedHeader,
+    MissingHeader,
+    PayloadError,
+    SignatureMismatch,
+    TimestampOutOfTolerance,
+    UnsafeURL,
+)
+
+__all__ = [
+    "ConfigurationError",
+    "DecryptionError",
+    "EndpointValidationError",
+    "HooksError",
+    "InvalidEventType",
+    "InvalidSecret",
+    "InvalidSignature",
+    "MalformedHeader",
+    "MissingDependency",
+    "MissingHeader",
+    "PayloadError",
+    "SignatureMismatch",
+    "TimestampOutOfTolerance",
+    "UnsafeURL",
+]
+
+
+class ConfigurationError(HooksError, ImproperlyConfigured):
+    """The ``DJANGO_HOOKS`` settings (or the settings they rely on) are unusable."""
+
+
+class MissingDependency(HooksError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(f'{package} is required here: pip install "django-hooks[{extra}]"')
+
+
+class DecryptionError(HooksError):
+    """A stored secret cannot be decrypted with any of ENCRYPTION_KEYS (was a key dropped?)."""
+
+
+class InvalidEventType(HooksError, ValueError):
+    """An event type is empty, too long, or uses characters outside ``[A-Za-z0-9_.:-]``."""
+
+
+class EndpointValidationError(HooksError, ValidationError):
+    """An endpoint's fields are invalid; ``message_dict`` names each field and reason."""

@@ -1,0 +1,43 @@
+"""Re-enqueue webhook deliveries that are due but have no live job (lost by Redis, or whose
+worker died mid-attempt). Run it periodically, or keep it running with --loop SECONDS."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from django_hooks.outbound.sweep import DEFAULT_GRACE, sweep
+
+
+class Command(BaseCommand):
+    help = __doc__
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--loop", type=float, metavar="SECONDS",
+                            help="Sweep again every SECONDS until interrupted.")  # fmt: skip
+        parser.add_argument("--grace", type=float, default=DEFAULT_GRACE, metavar="SECONDS",
+                            help="How overdue a delivery must be before it counts as stranded "
+                            f"(default {DEFAULT_GRACE}).")  # fmt: skip
+        parser.add_argument("--limit", type=int, default=10_000,
+                            help="At most this many deliveries per sweep.")  # fmt: skip
+
+    def handle(
+        self, *args: Any, loop: float | None, grace: float, limit: int, **options: Any
+    ) -> None:
+        if loop is not None and loop <= 0:
+            raise CommandError("--loop must be a positive number of seconds.")
+        while True:
+            try:
+                count = sweep(grace=grace, limit=limit)
+            except ConnectionError as exc:
+                if loop is None:
+                    raise CommandError(str(exc)) from None
+                self.stderr.write(f"hooks_sweep: {exc}; trying again in {loop}s")
+            else:
+                if count or options["verbosity"] > 1:
+                    self.stdout.write(f"Enqueued {count} stranded deliveries.")
+            if loop is None:
+                return
+            time.sleep(loop)

@@ -1,0 +1,331 @@
+"""Endpoints that subscribe to events, the events, and every delivery and attempt."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from django_hooks import encryption
+from django_hooks.conf import hooks_settings
+from django_hooks.core import signing
+from django_hooks.core.errors import InvalidSecret, UnsafeURL
+from django_hooks.core.ids import new_id
+from django_hooks.core.payload import PayloadEncoder
+from django_hooks.exceptions import EndpointValidationError
+
+EVENT_TYPE_RE = re.compile(r"^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$")
+SUBSCRIPTION_RE = re.compile(r"^(\*|[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*(\.\*)?)$")
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# Headers the sender owns: a custom header may not replace them.
+RESERVED_HEADERS = frozenset(
+    {"host", "content-type", "content-length", "content-encoding", "transfer-encoding",
+     "connection", "accept-encoding", "user-agent", "te", "upgrade", "trailer", "expect"}
+)  # fmt: skip
+
+
+def new_event_id() -> str:
+    return new_id("msg_")
+
+
+def subscription_patterns(event_type: str) -> list[str]:
+    """The subscriptions that match ``event_type``: itself and each ``prefix.*`` above it."""
+    parts = event_type.split(".")
+    return [event_type] + [".".join(parts[:i]) + ".*" for i in range(1, len(parts))]
+
+
+def owner_q(owner: models.Model | None, prefix: str = "") -> Q:
+    """Rows owned by ``owner`` (``None``: rows with no owner)."""
+    if owner is None:
+        return Q(**{f"{prefix}owner_content_type__isnull": True})
+    if owner.pk is None:
+        raise ValueError("owner must be saved before it can own webhooks")
+    content_type = ContentType.objects.get_for_model(owner)
+    return Q(**{f"{prefix}owner_content_type": content_type, f"{prefix}owner_id": str(owner.pk)})
+
+
+class OwnedModel(models.Model):
+    """An optional owner (any model: a user, an organisation...) that scopes what is shared."""
+
+    owner_content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    owner_id = models.CharField(max_length=64, null=True, blank=True)
+    owner = GenericForeignKey("owner_content_type", "owner_id")
+
+    class Meta:
+        abstract = True
+
+
+class EndpointQuerySet(models.QuerySet["Endpoint"]):
+    def owned_by(self, owner: models.Model | None) -> EndpointQuerySet:
+        return self.filter(owner_q(owner))
+
+    def receiving(self) -> EndpointQuerySet:
+        """Endpoints that may get new deliveries and attempts: active and not disabled."""
+        return self.filter(is_active=True, disabled_at__isnull=True)
+
+    def subscribed_to(self, event_type: str) -> EndpointQuerySet:
+        subscribed = Q(event_types_match="")
+        for pattern in subscription_patterns(event_type):
+            subscribed |= Q(event_types_match__contains=f"|{pattern}|")
+        return self.filter(subscribed)
+
+
+class Endpoint(OwnedModel):
+    """A URL that receives the events it subscribes to, signed with its own secret."""
+
+    url = models.URLField(_("URL"), max_length=2048)
+    description = models.TextField(_("description"), blank=True)
+    event_types = models.JSONField(
+        _("event types"),
+        default=list,
+        blank=True,
+        help_text=_('Event types to receive; empty for all. "order.*" matches every order event.'),
+    )
+    # "|order.paid|invoice.*|", or "" for every type: lets one indexed-free LIKE query match.
+    event_types_match = models.TextField(editable=False, default="")
+    is_active = models.BooleanField(_("active"), default=True)
+    headers = models.JSONField(
+        _("extra headers"), default=dict, blank=True, help_text=_("Sent with every request.")
+    )
+    disabled_at = models.DateTimeField(_("disabled at"), null=True, blank=True, editable=False)
+    disabled_reason = models.CharField(_("disabled reason"), max_length=255, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
+    secret_ciphertext = models.TextField(editable=False)
+    # [{"ciphertext": ..., "expires_at": ISO 8601}]: rotated-out secrets still signing.
+    previous_secrets = models.JSONField(default=list, editable=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = EndpointQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("endpoint")
+        verbose_name_plural = _("endpoints")
+        indexes = [models.Index(fields=["owner_content_type", "owner_id"], name="hooks_ep_owner")]
+
+    def __str__(self) -> str:
+        return self.url
+
+    # -- secrets -------------------------------------------------------------------------------
+
+    @property
+    def secret(self) -> str:
+        """The current ``whsec_`` signing secret (decrypted on access; never stored in clear)."""
+        if not self.secret_ciphertext:
+            self.secret = signing.generate_secret()
+        return encryption.decrypt(self.secret_ciphertext)
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        try:
+            signing.decode_secret(value)
+        except InvalidSecret as exc:
+            raise EndpointValidationError({"secret": [str(exc)]}) from None
+        self.secret_ciphertext = encryption.encrypt(value)
+
+    def live_secrets(self, now: dt.datetime | None = None) -> list[str]:
+        """Every secret that signs right now: the current one first, then unexpired old ones."""
+        now = now or timezone.now()
+        secrets = [self.secret]
+        for entry in self.previous_secrets:
+            if dt.datetime.fromisoformat(entry["expires_at"]) > now:
+                secrets.append(encryption.decrypt(entry["ciphertext"]))
+        return secrets
+
+    def rotate_secret(
+        self, grace_period: float | dt.timedelta | None = None, *, new_secret: str | None = None
+    ) -> str:
+        """Save and return a new secret; the old one keeps signing for ``grace_period`` (24 h)."""
+        if grace_period is None:
+            grace_period = hooks_settings.SECRET_GRACE_PERIOD
+        if not isinstance(grace_period, dt.timedelta):
+            grace_period = dt.timedelta(seconds=grace_period)
+        if grace_period < dt.timedelta(0):
+            raise ValueError("grace_period cannot be negative")
+        now = timezone.now()
+        kept = [
+            e for e in self.previous_secrets if dt.datetime.fromisoformat(e["expires_at"]) > now
+        ]
+        if grace_period and self.secret_ciphertext:
+            expires_at = (now + grace_period).isoformat()
+            kept.insert(0, {"ciphertext": self.secret_ciphertext, "expires_at": expires_at})
+        value = new_secret or signing.generate_secret()
+        self.secret = value
+        self.previous_secrets = kept
+        self.save(update_fields=["secret_ciphertext", "previous_secrets", "updated_at"])
+        return value
+
+    # -- validation ----------------------------------------------------------------------------
+
+    @classmethod
+    def from_db(cls, db: Any, field_names: Any, values: Any) -> Endpoint:
+        instance = super().from_db(db, field_names, values)
+        instance._validated_url = instance.__dict__.get("url")
+        return instance
+
+    def clean(self) -> None:
+        self.validate()
+
+    def validate(self, *, resolve: bool = True) -> None:
+        """Raise ``EndpointValidationError`` naming every invalid field; change nothing."""
+        errors: dict[str, list[str]] = {}
+        if self.url != getattr(self, "_validated_url", None):
+            from django_hooks.outbound.client import url_guard
+
+            try:
+                url_guard().validate(self.url or "", resolve=resolve)
+            except UnsafeURL as exc:
+                errors["url"] = [str(exc)]
+        if not isinstance(self.event_types, list) or not all(
+            isinstance(t, str) and SUBSCRIPTION_RE.match(t) for t in self.event_types
+        ):
+            errors["event_types"] = [
+                'Must be a list of event types such as "order.paid", "order.*" or "*".'
+            ]
+        header_errors = header_problems(self.headers)
+        if header_errors:
+            errors["headers"] = header_errors
+        if errors:
+            raise EndpointValidationError(errors)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or {"url", "event_types", "headers"} & set(update_fields):
+            self.validate()
+            self._validated_url = self.url
+        types = sorted(set(self.event_types))
+        self.event_types_match = "" if not types or "*" in types else f"|{'|'.join(types)}|"
+        if update_fields is not None and "event_types" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "event_types_match"}
+        if not self.secret_ciphertext:
+            self.secret = signing.generate_secret()
+        super().save(*args, **kwargs)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def is_receiving(self) -> bool:
+        return self.is_active and self.disabled_at is None
+
+
+def header_problems(headers: Any) -> list[str]:
+    if not isinstance(headers, dict):
+        return ["Must be an object of header names to string values."]
+    problems = []
+    for name, value in headers.items():
+        if not isinstance(name, str) or not HEADER_NAME_RE.match(name):
+            problems.append(f"{name!r} is not a valid header name.")
+        elif name.lower() in RESERVED_HEADERS or name.lower().startswith(("webhook-", "svix-")):
+            problems.append(f"{name!r} is set by django-hooks and cannot be replaced.")
+        elif not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+            problems.append(f"The value of {name!r} must be a string without line breaks.")
+    return problems
+
+
+class Event(OwnedModel):
+    """Something that happened, sent to every endpoint subscribed to its type."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_event_id, editable=False)
+    type = models.CharField(_("type"), max_length=255)
+    data = models.JSONField(_("data"), encoder=PayloadEncoder)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=255, null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
+        indexes = [
+            models.Index(fields=["type", "created_at"], name="hooks_event_type"),
+            models.Index(fields=["owner_content_type", "owner_id", "id"], name="hooks_event_owner"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner_content_type", "owner_id", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False, owner_content_type__isnull=False),
+                name="hooks_event_idempotency_owned",
+            ),
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                condition=Q(idempotency_key__isnull=False, owner_content_type__isnull=True),
+                name="hooks_event_idempotency",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"
+
+
+class Delivery(models.Model):
+    """One event on its way to one endpoint: pending until it succeeds, fails or is cancelled."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("cancelled")
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    # A worker holds the delivery until this time; past it, the sweep may hand it to another.
+    locked_until = models.DateTimeField(null=True, blank=True, editable=False)
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    last_status_code = models.PositiveSmallIntegerField(
+        _("last status code"), null=True, blank=True
+    )
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending"),
+                name="hooks_delivery_due",
+            ),
+            models.Index(fields=["endpoint", "created_at"], name="hooks_delivery_endpoint"),
+            models.Index(fields=["status", "created_at"], name="hooks_delivery_status"),
+            models.Index(fields=["claim_token"], name="hooks_delivery_claim"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} → {self.endpoint_id} ({self.status})"
+
+
+class DeliveryAttempt(models.Model):
+    """One HTTP request of a delivery and what came back."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveSmallIntegerField(_("attempt"))
+    url = models.URLField(_("URL"), max_length=2048)
+    request_headers = models.JSONField(_("request headers"), default=dict)
+    status_code = models.PositiveSmallIntegerField(_("status code"), null=True, blank=True)
+    response_headers = models.JSONField(_("response headers"), default=dict)
+    response_body = models.TextField(_("response body"), blank=True)
+    error = models.TextField(_("error"), blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), default=0)
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("delivery attempt")
+        verbose_name_plural = _("delivery attempts")
+        ordering = ["delivery", "number"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}"

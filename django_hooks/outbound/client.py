@@ -1,0 +1,52 @@
+"""The SSRF guard and the HTTP transport, built from settings once per process."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from django_hooks.conf import hooks_settings
+from django_hooks.core.urlguard import URLGuard
+from django_hooks.outbound.transport import Transport
+
+_lock = threading.RLock()
+_cache: dict[str, tuple[Any, Any]] = {}
+
+
+def _cached(name: str, key: Any, build: Any) -> Any:
+    with _lock:
+        cached = _cache.get(name)
+        if cached is None or cached[0] != key:
+            if cached is not None and hasattr(cached[1], "close"):
+                cached[1].close()
+            cached = (key, build())
+            _cache[name] = cached
+        return cached[1]
+
+
+def url_guard() -> URLGuard:
+    """The guard every endpoint URL and every connection goes through."""
+    networks = tuple(hooks_settings.ALLOWED_NETWORKS)
+    return _cached("guard", networks, lambda: URLGuard(networks))
+
+
+def transport() -> Transport:
+    """One HTTP session per worker process (and per thread-safe settings state)."""
+    key = (
+        tuple(hooks_settings.ALLOWED_NETWORKS),
+        hooks_settings.TIMEOUT,
+        hooks_settings.PROXY,
+        hooks_settings.USER_AGENT,
+        hooks_settings.RESPONSE_READ_LIMIT,
+    )
+    return _cached(
+        "transport",
+        key,
+        lambda: Transport(
+            guard=url_guard(),
+            timeout=hooks_settings.TIMEOUT,
+            read_limit=hooks_settings.RESPONSE_READ_LIMIT,
+            proxy=hooks_settings.PROXY,
+            user_agent=hooks_settings.USER_AGENT,
+        ),
+    )

@@ -1,0 +1,213 @@
+"""Attempting deliveries: claim a batch, POST each, record every attempt in bulk.
+
+A worker claims deliveries with a lease (``locked_until`` + ``claim_token``) in one conditional
+UPDATE, so two jobs for the same delivery never both send it, and a delivery whose worker died
+becomes claimable again when the lease runs out (``hooks_sweep`` re-enqueues it). Results are
+written only where the claim still holds, so a late worker cannot undo a success.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from django_hooks import signals
+from django_hooks.conf import hooks_settings
+from django_hooks.core.payload import encode_body
+from django_hooks.core.retry import Outcome, classify, next_retry_delay, parse_retry_after
+from django_hooks.core.signing import Signer
+from django_hooks.models import Delivery, DeliveryAttempt, Endpoint
+from django_hooks.outbound.client import transport
+
+logger = logging.getLogger("django_hooks")
+
+RESULT_FIELDS = [
+    "status", "attempts", "next_attempt_at", "locked_until", "claim_token",
+    "last_status_code", "last_error", "completed_at",
+]  # fmt: skip
+LEASE_MARGIN = 30  # seconds beyond the worst case of a batch
+
+
+def lease_seconds(batch_size: int) -> int:
+    """How long a worker may hold a batch: every attempt timing out, plus a margin."""
+    return batch_size * (int(hooks_settings.TIMEOUT) + 2) + LEASE_MARGIN
+
+
+@dataclass
+class BatchResult:
+    """What a batch did; ``retries`` lists (delivery id, when) for the caller to schedule."""
+
+    attempted: int = 0
+    succeeded: list[Delivery] = field(default_factory=list)
+    failed: list[Delivery] = field(default_factory=list)
+    retries: list[tuple[int, dt.datetime]] = field(default_factory=list)
+    disabled: list[Endpoint] = field(default_factory=list)
+
+
+def claim(delivery_ids: Iterable[int], *, now: dt.datetime) -> tuple[uuid.UUID, list[Delivery]]:
+    """Lease the deliveries that are pending, due and not held by another worker."""
+    ids = list(delivery_ids)
+    token = uuid.uuid4()
+    # Only this row's own columns in the WHERE: PostgreSQL re-checks them on concurrent updates.
+    claimed = (
+        Delivery.objects.filter(
+            pk__in=ids, status=Delivery.Status.PENDING, next_attempt_at__lte=now
+        )
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        .update(locked_until=now + dt.timedelta(seconds=lease_seconds(len(ids))), claim_token=token)
+    )
+    if not claimed:
+        return token, []
+    deliveries = list(
+        Delivery.objects.filter(claim_token=token)
+        .select_related("event", "endpoint")
+        .order_by("pk")
+    )
+    return token, deliveries
+
+
+def deliver_batch(delivery_ids: Iterable[int]) -> BatchResult:
+    """Attempt each given delivery that is still due; return what happened."""
+    now = timezone.now()
+    token, deliveries = claim(delivery_ids, now=now)
+    result = BatchResult()
+    if not deliveries:
+        return result
+
+    schedule = hooks_settings.RETRY_SCHEDULE
+    store_limit = hooks_settings.RESPONSE_STORE_LIMIT
+    client = transport()
+    lease_deadline = time.monotonic() + lease_seconds(len(deliveries)) - LEASE_MARGIN
+    bodies: dict[str, bytes] = {}
+    signers: dict[int, Signer] = {}
+    gone: set[int] = set()
+    attempts: list[DeliveryAttempt] = []
+
+    for delivery in deliveries:
+        endpoint, event = delivery.endpoint, delivery.event
+        if not endpoint.is_receiving or endpoint.pk in gone or time.monotonic() > lease_deadline:
+            # Not now: the delivery stays pending and is picked up again later.
+            delivery.locked_until = None
+            delivery.claim_token = None
+            continue
+        body = bodies.get(event.pk)
+        if body is None:
+            body = bodies[event.pk] = encode_body(event.type, event.created_at, event.data)
+        signer = signers.get(endpoint.pk)
+        if signer is None:
+            signer = signers[endpoint.pk] = Signer(endpoint.live_secrets(now))
+        timestamp = int(time.time())
+        headers = {
+            **endpoint.headers,
+            "content-type": "application/json",
+            "webhook-id": event.pk,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signer.header(event.pk, timestamp, body),
+        }
+        response = client.post(endpoint.url, body, headers)
+        attempted_at = timezone.now()
+        delivery.attempts += 1
+        result.attempted += 1
+        outcome = classify(response.status_code)
+        attempts.append(
+            DeliveryAttempt(
+                delivery=delivery,
+                number=delivery.attempts,
+                url=endpoint.url,
+                request_headers=headers,
+                status_code=response.status_code,
+                response_headers=response.headers,
+                response_body=response.body[:store_limit].decode("utf-8", errors="replace"),
+                error=response.error,
+                duration_ms=response.duration_ms,
+                created_at=attempted_at,
+            )
+        )
+        delivery.last_status_code = response.status_code
+        delivery.last_error = describe_failure(
+            response.status_code, response.error, response.headers
+        )
+        delivery.locked_until = None
+        delivery.claim_token = None
+
+        if outcome is Outcome.SUCCEEDED:
+            delivery.status = Delivery.Status.SUCCEEDED
+            delivery.completed_at = attempted_at
+            delivery.next_attempt_at = None
+            result.succeeded.append(delivery)
+        elif outcome is Outcome.GONE:
+            # The receiver asked us to stop: disable the endpoint; this waits for re-enable.
+            gone.add(endpoint.pk)
+            delivery.next_attempt_at = attempted_at
+        else:
+            retry_after = None
+            if response.status_code in (429, 503):
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+            delay = next_retry_delay(delivery.attempts, schedule, retry_after=retry_after)
+            if delay is None:
+                delivery.status = Delivery.Status.FAILED
+                delivery.completed_at = attempted_at
+                delivery.next_attempt_at = None
+                result.failed.append(delivery)
+            else:
+                delivery.next_attempt_at = attempted_at + dt.timedelta(seconds=delay)
+                result.retries.append((delivery.pk, delivery.next_attempt_at))
+
+    with transaction.atomic():
+        DeliveryAttempt.objects.bulk_create(attempts)
+        Delivery.objects.filter(claim_token=token).bulk_update(deliveries, RESULT_FIELDS)
+        for endpoint_id in gone:
+            endpoint = next(d.endpoint for d in deliveries if d.endpoint_id == endpoint_id)
+            if disable_endpoint(endpoint, "The endpoint answered 410 Gone.", now=now):
+                result.disabled.append(endpoint)
+    send_outcome_signals(result, attempts)
+    return result
+
+
+def describe_failure(status_code: int | None, error: str, headers: dict[str, str]) -> str:
+    if error:
+        return error
+    if status_code is None or 200 <= status_code < 300:
+        return ""
+    if 300 <= status_code < 400:
+        location = headers.get("location", "")
+        return f"HTTP {status_code}: redirects are not followed" + (
+            f" (to {location})" if location else ""
+        )
+    return f"HTTP {status_code}"
+
+
+def disable_endpoint(endpoint: Endpoint, reason: str, *, now: dt.datetime | None = None) -> bool:
+    """Disable ``endpoint`` unless it already is; ``endpoint_disabled`` is sent after commit."""
+    now = now or timezone.now()
+    reason = reason[:255]
+    changed = Endpoint.objects.filter(pk=endpoint.pk, disabled_at__isnull=True).update(
+        disabled_at=now, disabled_reason=reason
+    )
+    if changed:
+        endpoint.disabled_at, endpoint.disabled_reason = now, reason
+        logger.warning("Webhook endpoint %s disabled: %s", endpoint.pk, reason)
+        transaction.on_commit(
+            lambda: signals.endpoint_disabled.send(Endpoint, endpoint=endpoint, reason=reason)
+        )
+    return bool(changed)
+
+
+def send_outcome_signals(result: BatchResult, attempts: list[DeliveryAttempt]) -> None:
+    last_attempt = {attempt.delivery_id: attempt for attempt in attempts}
+    for delivery in result.succeeded:
+        signals.delivery_succeeded.send(
+            Delivery, delivery=delivery, attempt=last_attempt.get(delivery.pk)
+        )
+    for delivery in result.failed:
+        signals.delivery_failed.send(
+            Delivery, delivery=delivery, attempt=last_attempt.get(delivery.pk)
+        )

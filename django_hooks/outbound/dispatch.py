@@ -1,0 +1,189 @@
+"""Recording events: ``send_event`` and signal-driven model events."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.db import IntegrityError, models, router, transaction
+from django.db.models.signals import post_delete, post_save
+from django.forms.models import model_to_dict
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from django_hooks.conf import hooks_settings
+from django_hooks.core.payload import encode_body
+from django_hooks.exceptions import ConfigurationError, InvalidEventType
+from django_hooks.models import EVENT_TYPE_RE, Delivery, Endpoint, Event, owner_q
+
+logger = logging.getLogger("django_hooks")
+
+
+def validate_event_type(event_type: Any) -> None:
+    if not isinstance(event_type, str) or not EVENT_TYPE_RE.match(event_type):
+        raise InvalidEventType(
+            f"{event_type!r} is not a valid event type: use dot-separated words of letters, "
+            'digits, "_", "-" and ":", such as "order.paid".'
+        )
+    if len(event_type) > 255:
+        raise InvalidEventType("event types are at most 255 characters")
+
+
+def send_event(
+    event_type: str,
+    data: Any,
+    *,
+    owner: models.Model | None = None,
+    idempotency_key: str | None = None,
+    using: str | None = None,
+) -> Event:
+    """Record an event and one delivery per subscribed endpoint, in the caller's transaction.
+
+    Deliveries are enqueued once the transaction commits; if it rolls back, nothing is sent.
+    The same ``(owner, idempotency_key)`` returns the first event and records nothing new.
+    """
+    validate_event_type(event_type)
+    if idempotency_key is not None and (
+        not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255
+    ):
+        raise ValueError("idempotency_key must be a non-empty string of at most 255 characters")
+    owned = owner_q(owner)
+    created_at = timezone.now()
+    # Encoding now proves the data serializable and within MAX_PAYLOAD_BYTES before any write.
+    encode_body(event_type, created_at, data, max_bytes=hooks_settings.MAX_PAYLOAD_BYTES)
+    db = using or router.db_for_write(Event)
+
+    with transaction.atomic(using=db, savepoint=False):
+        if idempotency_key is not None:
+            existing = Event.objects.using(db).filter(owned, idempotency_key=idempotency_key)
+            first = existing.first()
+            if first is not None:
+                return first
+        endpoint_ids = list(
+            Endpoint.objects.using(db)
+            .filter(owned)
+            .receiving()
+            .subscribed_to(event_type)
+            .values_list("pk", flat=True)
+        )
+        event = Event(type=event_type, data=data, idempotency_key=idempotency_key)
+        event.owner = owner
+        event.created_at = created_at
+        if idempotency_key is None:
+            event.save(force_insert=True, using=db)
+        else:
+            try:
+                with transaction.atomic(using=db):
+                    event.save(force_insert=True, using=db)
+            except IntegrityError:
+                # Another transaction recorded the same key first.
+                return Event.objects.using(db).get(owned, idempotency_key=idempotency_key)
+        if endpoint_ids:
+            deliveries = Delivery.objects.using(db).bulk_create(
+                [
+                    Delivery(
+                        event=event,
+                        endpoint_id=pk,
+                        next_attempt_at=created_at,
+                        created_at=created_at,
+                    )
+                    for pk in endpoint_ids
+                ]
+            )
+            from django_hooks.outbound.tasks import enqueue_deliveries
+
+            ids = [delivery.pk for delivery in deliveries]
+            transaction.on_commit(functools.partial(enqueue_deliveries, ids), using=db)
+    return event
+
+
+# -- model events ----------------------------------------------------------------------------
+
+Serializer = Callable[[models.Model], Any]
+
+
+def _payload_function(serializer: Any) -> Serializer:
+    if serializer is None:
+        return lambda instance: model_to_dict(instance)
+    if isinstance(serializer, str):
+        serializer = import_string(serializer)
+    if isinstance(serializer, type) and hasattr(serializer, "to_representation"):
+        return lambda instance: serializer(instance).data  # a DRF serializer class
+    if callable(serializer):
+        return serializer
+    raise ConfigurationError(f"{serializer!r} is neither a DRF serializer class nor a callable.")
+
+
+def _owner_function(owner: Any) -> Callable[[models.Model], models.Model | None]:
+    if owner is None:
+        return lambda instance: None
+    if isinstance(owner, str):
+
+        def by_path(instance: models.Model) -> models.Model | None:
+            value: Any = instance
+            for part in owner.split("."):
+                value = getattr(value, part, None)
+                if value is None:
+                    return None
+            return value  # type: ignore[no-any-return]
+
+        return by_path
+    if callable(owner):
+        return owner  # type: ignore[no-any-return]
+    raise ConfigurationError(f"owner must be an attribute path or a callable, not {owner!r}.")
+
+
+def model_events(
+    model: type[models.Model] | str,
+    *,
+    prefix: str | None = None,
+    serializer: Any = None,
+    owner: Any = None,
+    actions: tuple[str, ...] = ("created", "updated", "deleted"),
+) -> None:
+    """Send ``<prefix>.created`` / ``.updated`` / ``.deleted`` when ``model`` rows change.
+
+    ``serializer`` is a DRF serializer class, a callable ``(instance) -> data``, or a dotted path
+    to either; the default is ``model_to_dict``. ``owner`` is an attribute path such as
+    ``"organization"`` or a callable ``(instance) -> owner``. The event is recorded in the same
+    transaction as the change, so one never commits without the other.
+    """
+    if isinstance(model, str):
+        from django.apps import apps
+
+        model = apps.get_model(model)
+    prefix = prefix or model._meta.model_name
+    validate_event_type(prefix)
+    unknown = set(actions) - {"created", "updated", "deleted"}
+    if unknown:
+        raise ConfigurationError(f"Unknown model event action(s): {', '.join(sorted(unknown))}.")
+    to_data = _payload_function(serializer)
+    owner_of = _owner_function(owner)
+    uid = f"django_hooks:{model._meta.label}"
+
+    def on_save(
+        sender: Any, instance: models.Model, created: bool, raw: bool, **kwargs: Any
+    ) -> None:
+        action = "created" if created else "updated"
+        if raw or action not in actions:
+            return
+        send_event(f"{prefix}.{action}", to_data(instance), owner=owner_of(instance),
+                   using=kwargs.get("using"))  # fmt: skip
+
+    def on_delete(sender: Any, instance: models.Model, **kwargs: Any) -> None:
+        send_event(f"{prefix}.deleted", to_data(instance), owner=owner_of(instance),
+                   using=kwargs.get("using"))  # fmt: skip
+
+    post_save.connect(on_save, sender=model, weak=False, dispatch_uid=f"{uid}:save")
+    if "deleted" in actions:
+        post_delete.connect(on_delete, sender=model, weak=False, dispatch_uid=f"{uid}:delete")
+
+
+def connect_model_events_setting() -> None:
+    """Connect the ``MODEL_EVENTS`` setting: ``{"shop.Order": {"prefix": "order", ...}}``."""
+    for label, options in (hooks_settings.MODEL_EVENTS or {}).items():
+        if not isinstance(options, dict):
+            raise ConfigurationError(f"DJANGO_HOOKS['MODEL_EVENTS'][{label!r}] must be a dict.")
+        model_events(label, **options)

@@ -1,0 +1,84 @@
+"""Recovery: put every due delivery that has no live job back on the queue."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from django_hooks.models import Delivery, Endpoint
+
+DEFAULT_GRACE = 60  # seconds a due delivery may wait for its own job before the sweep steps in
+
+
+def stranded_deliveries(
+    *, now: dt.datetime | None = None, grace: float = DEFAULT_GRACE
+) -> QuerySet[Delivery]:
+    """Pending deliveries overdue by ``grace`` seconds, not held by a worker, endpoint receiving.
+
+    A delivery lands here when Redis lost its job (flushed, restarted without persistence), when
+    enqueueing failed after commit, or when its worker died mid-attempt and the lease ran out.
+    """
+    now = now or timezone.now()
+    return Delivery.objects.filter(
+        Q(locked_until__isnull=True) | Q(locked_until__lt=now),
+        status=Delivery.Status.PENDING,
+        next_attempt_at__lte=now - dt.timedelta(seconds=grace),
+        endpoint__is_active=True,
+        endpoint__disabled_at__isnull=True,
+    )
+
+
+def sweep(
+    *, now: dt.datetime | None = None, grace: float = DEFAULT_GRACE, limit: int = 10_000
+) -> int:
+    """Enqueue up to ``limit`` stranded deliveries, oldest first; return how many."""
+    from django_hooks.outbound.tasks import enqueue_deliveries
+
+    ids = list(
+        stranded_deliveries(now=now, grace=grace)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if ids and not enqueue_deliveries(ids):
+        raise ConnectionError("could not reach the queue's Redis; nothing was enqueued")
+    return len(ids)
+
+
+def retry_deliveries(deliveries: QuerySet[Delivery]) -> int:
+    """Send failed or cancelled deliveries again from now on (attempts continue counting)."""
+    from django_hooks.outbound.tasks import enqueue_deliveries
+
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            deliveries.exclude(status__in=[Delivery.Status.SUCCEEDED, Delivery.Status.PENDING])
+            .select_for_update()
+            .values_list("pk", flat=True)
+        )
+        Delivery.objects.filter(pk__in=ids).update(
+            status=Delivery.Status.PENDING, next_attempt_at=now, completed_at=None,
+            locked_until=None, claim_token=None,
+        )  # fmt: skip
+        transaction.on_commit(lambda: enqueue_deliveries(ids))
+    return len(ids)
+
+
+def enable_endpoint(endpoint: Endpoint) -> int:
+    """Re-enable an endpoint and resume its pending deliveries; return how many resume."""
+    from django_hooks.outbound.tasks import enqueue_deliveries
+
+    now = timezone.now()
+    with transaction.atomic():
+        Endpoint.objects.filter(pk=endpoint.pk).update(
+            is_active=True, disabled_at=None, disabled_reason="", failing_since=None, updated_at=now
+        )
+        endpoint.is_active, endpoint.disabled_at, endpoint.disabled_reason = True, None, ""
+        endpoint.failing_since = None
+        pending = Delivery.objects.filter(endpoint=endpoint, status=Delivery.Status.PENDING)
+        pending.filter(next_attempt_at__lt=now).update(next_attempt_at=now)
+        ids = list(pending.filter(next_attempt_at__lte=now).values_list("pk", flat=True))
+        transaction.on_commit(lambda: enqueue_deliveries(ids))
+    return len(ids)

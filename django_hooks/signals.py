@@ -1,0 +1,19 @@
+"""Signals django-hooks sends. Receivers run after the change they report has committed."""
+
+from django.dispatch import Signal
+
+#: Sent when a delivery reaches a 2xx response.
+#: provides args: delivery, attempt
+delivery_succeeded = Signal()
+
+#: Sent when a delivery has used its last retry and is marked ``failed``.
+#: provides args: delivery, attempt
+delivery_failed = Signal()
+
+#: Sent when an endpoint is disabled automatically (410 Gone, or failing for DISABLE_AFTER).
+#: provides args: endpoint, reason
+endpoint_disabled = Signal()
+
+#: Sent when an inbound webhook has been verified and stored, before its handler runs.
+#: provides args: request, webhook
+webhook_received = Signal()

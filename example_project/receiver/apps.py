@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ReceiverConfig(AppConfig):
+    name = "receiver"
+    default_auto_field = "django.db.models.BigAutoField"

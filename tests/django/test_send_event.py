@@ -1,0 +1,121 @@
+import decimal
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+import django_hooks
+from django_hooks.exceptions import InvalidEventType, PayloadError
+from django_hooks.models import Delivery, Endpoint, Event
+from tests.testapp.models import Organization
+
+pytestmark = pytest.mark.django_db
+
+
+def endpoint(event_types=(), owner=None, **fields):
+    ep = Endpoint(url="http://127.0.0.1:9/hook", event_types=list(event_types), **fields)
+    ep.owner = owner
+    ep.save()
+    return ep
+
+
+def delivered_to(event):
+    return set(Delivery.objects.filter(event=event).values_list("endpoint_id", flat=True))
+
+
+def test_one_delivery_per_subscribed_active_endpoint():
+    everything = endpoint()
+    star = endpoint(["*"])
+    exact = endpoint(["order.paid"])
+    wildcard = endpoint(["order.*"])
+    deep = endpoint(["order.item.*"])
+    other = endpoint(["invoice.paid", "order.refunded"])
+    endpoint(["order.paid"], is_active=False)
+    disabled = endpoint(["order.paid"])
+    Endpoint.objects.filter(pk=disabled.pk).update(disabled_at="2026-01-01T00:00:00Z")
+
+    event = django_hooks.send_event("order.paid", {"id": 42, "total": decimal.Decimal("9.90")})
+    assert event.id.startswith("msg_")
+    assert delivered_to(event) == {everything.pk, star.pk, exact.pk, wildcard.pk}
+    assert Event.objects.get(pk=event.pk).data == {"id": 42, "total": "9.90"}
+
+    nested = django_hooks.send_event("order.item.added", {})
+    assert delivered_to(nested) == {everything.pk, star.pk, wildcard.pk, deep.pk}
+    assert delivered_to(django_hooks.send_event("order.refunded", {})) >= {other.pk}
+    # "order.*" is not "orders.*" and LIKE wildcards in types are literal.
+    assert wildcard.pk not in delivered_to(django_hooks.send_event("orders.paid", {}))
+
+
+def test_owner_scopes_the_endpoints():
+    acme, globex = (
+        Organization.objects.create(name="acme"),
+        Organization.objects.create(name="globex"),
+    )
+    mine, theirs, site = endpoint(owner=acme), endpoint(owner=globex), endpoint()
+    assert delivered_to(django_hooks.send_event("a.b", {}, owner=acme)) == {mine.pk}
+    assert delivered_to(django_hooks.send_event("a.b", {}, owner=globex)) == {theirs.pk}
+    assert delivered_to(django_hooks.send_event("a.b", {})) == {site.pk}
+
+
+def test_rolled_back_transaction_records_and_enqueues_nothing(
+    redis, django_capture_on_commit_callbacks
+):
+    endpoint()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            django_hooks.send_event("order.paid", {"id": 1})
+            raise RuntimeError("business change failed")
+    assert callbacks == []
+    assert not Event.objects.exists() and not Delivery.objects.exists()
+    assert redis.llen("rq:queue:default") == 0
+
+
+def test_commit_enqueues_one_job_per_batch(redis, django_capture_on_commit_callbacks):
+    for _ in range(3):
+        endpoint()
+    with django_capture_on_commit_callbacks(execute=True):
+        django_hooks.send_event("order.paid", {"id": 1})
+    assert redis.llen("rq:queue:default") == 1
+
+
+def test_idempotency_key_returns_the_first_event():
+    endpoint()
+    acme = Organization.objects.create(name="acme")
+    first = django_hooks.send_event("order.paid", {"id": 1}, idempotency_key="order-1-paid")
+    again = django_hooks.send_event("order.paid", {"id": 999}, idempotency_key="order-1-paid")
+    assert again.pk == first.pk and again.data == {"id": 1}
+    other_owner = django_hooks.send_event(
+        "order.paid", {}, owner=acme, idempotency_key="order-1-paid"
+    )
+    assert other_owner.pk != first.pk
+    assert Event.objects.count() == 2 and Delivery.objects.count() == 1
+
+
+def test_query_count_is_constant_whatever_the_fan_out():
+    def queries_for_one_event():
+        with CaptureQueriesContext(connection) as captured:
+            django_hooks.send_event("order.paid", {"id": 1})
+        return len(captured)
+
+    endpoint()
+    few = queries_for_one_event()
+    for _ in range(50):
+        endpoint()
+    assert queries_for_one_event() == few <= 3
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        (("", {}), InvalidEventType, "not a valid event type"),
+        (("order paid", {}), InvalidEventType, "not a valid event type"),
+        ((None, {}), InvalidEventType, "not a valid event type"),
+        (("order.paid", {"x": object()}), PayloadError, "not JSON-serializable"),
+        (("order.paid", {"x": "a" * 300_000}), PayloadError, "MAX_PAYLOAD_BYTES"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_is_written(args, error, message):
+    endpoint()
+    with pytest.raises(error, match=message):
+        django_hooks.send_event(*args)
+    assert not Event.objects.exists() and not Delivery.objects.exists()
