@@ -89,6 +89,8 @@ def deliver_batch(delivery_ids: Iterable[int]) -> BatchResult:
     bodies: dict[str, bytes] = {}
     signers: dict[int, Signer] = {}
     gone: set[int] = set()
+    healthy: set[int] = set()
+    failing: set[int] = set()
     attempts: list[DeliveryAttempt] = []
 
     for delivery in deliveries:
@@ -138,6 +140,7 @@ def deliver_batch(delivery_ids: Iterable[int]) -> BatchResult:
         delivery.locked_until = None
         delivery.claim_token = None
 
+        (healthy if outcome is Outcome.SUCCEEDED else failing).add(endpoint.pk)
         if outcome is Outcome.SUCCEEDED:
             delivery.status = Delivery.Status.SUCCEEDED
             delivery.completed_at = attempted_at
@@ -164,12 +167,42 @@ def deliver_batch(delivery_ids: Iterable[int]) -> BatchResult:
     with transaction.atomic():
         DeliveryAttempt.objects.bulk_create(attempts)
         Delivery.objects.filter(claim_token=token).bulk_update(deliveries, RESULT_FIELDS)
+        endpoints = {d.endpoint_id: d.endpoint for d in deliveries}
         for endpoint_id in gone:
-            endpoint = next(d.endpoint for d in deliveries if d.endpoint_id == endpoint_id)
-            if disable_endpoint(endpoint, "The endpoint answered 410 Gone.", now=now):
-                result.disabled.append(endpoint)
+            if disable_endpoint(endpoints[endpoint_id], "The endpoint answered 410 Gone.", now=now):
+                result.disabled.append(endpoints[endpoint_id])
+        for endpoint in track_failures(endpoints, healthy, failing - healthy - gone, now=now):
+            result.disabled.append(endpoint)
     send_outcome_signals(result, attempts)
     return result
+
+
+def track_failures(
+    endpoints: dict[int, Endpoint], healthy: set[int], failing: set[int], *, now: dt.datetime
+) -> list[Endpoint]:
+    """Keep ``failing_since`` and disable endpoints failing continuously for DISABLE_AFTER.
+
+    As Svix does: the clock starts at the first failure after the last success, and any success
+    stops it. Queries run only when an endpoint changes state, not on every batch.
+    """
+    recovered = [pk for pk in healthy if endpoints[pk].failing_since is not None]
+    if recovered:
+        Endpoint.objects.filter(pk__in=recovered).update(failing_since=None)
+    started = [pk for pk in failing if endpoints[pk].failing_since is None]
+    if started:
+        Endpoint.objects.filter(pk__in=started, failing_since__isnull=True).update(
+            failing_since=now
+        )
+    limit = now - dt.timedelta(seconds=hooks_settings.DISABLE_AFTER)
+    disabled = []
+    for pk in failing:
+        since = endpoints[pk].failing_since
+        if since is not None and since <= limit:
+            days = hooks_settings.DISABLE_AFTER / 86400
+            reason = f"Every delivery failed for {days:g} days (since {since:%Y-%m-%d %H:%M} UTC)."
+            if disable_endpoint(endpoints[pk], reason, now=now):
+                disabled.append(endpoints[pk])
+    return disabled
 
 
 def describe_failure(status_code: int | None, error: str, headers: dict[str, str]) -> str:
@@ -196,7 +229,9 @@ def disable_endpoint(endpoint: Endpoint, reason: str, *, now: dt.datetime | None
         endpoint.disabled_at, endpoint.disabled_reason = now, reason
         logger.warning("Webhook endpoint %s disabled: %s", endpoint.pk, reason)
         transaction.on_commit(
-            lambda: signals.endpoint_disabled.send(Endpoint, endpoint=endpoint, reason=reason)
+            lambda: signals.endpoint_disabled.send_robust(
+                Endpoint, endpoint=endpoint, reason=reason
+            )
         )
     return bool(changed)
 

@@ -247,3 +247,29 @@ def test_send_event_survives_redis_being_down(receiver, settings, caplog):
     assert sweep(grace=0) == 1
     drain()
     assert Delivery.objects.get().status == "succeeded"
+
+
+def test_an_endpoint_failing_for_disable_after_is_disabled_and_a_success_resets_the_clock(
+    receiver, caught
+):
+    flaky = Endpoint.objects.create(url=receiver.url("/flaky"))
+    dead = Endpoint.objects.create(url=receiver.url("/dead"))
+    receiver.script("/dead", Reply(500))
+    with hooks(RETRY_SCHEDULE=[60]):
+        django_hooks.send_event("order.paid", {})
+        run_worker()
+    flaky.refresh_from_db(), dead.refresh_from_db()
+    assert flaky.failing_since is None and dead.failing_since is not None
+
+    six_days_ago = timezone.now() - dt.timedelta(days=6)
+    Endpoint.objects.update(failing_since=six_days_ago)
+    receiver.script("/dead", Reply(500))
+    with hooks(RETRY_SCHEDULE=[60], DISABLE_AFTER=5 * 24 * 3600):
+        django_hooks.send_event("order.paid", {})
+        run_worker()
+    flaky.refresh_from_db(), dead.refresh_from_db()
+    assert flaky.failing_since is None and flaky.disabled_at is None
+    assert dead.disabled_at is not None and "failed for 5 days" in dead.disabled_reason
+    assert [
+        kwargs["endpoint"].pk for signal, kwargs in caught if signal is signals.endpoint_disabled
+    ] == [dead.pk]
