@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -20,6 +21,7 @@ class EndpointAdmin(admin.ModelAdmin):
     readonly_fields = ["disabled_at", "disabled_reason", "created_at", "updated_at"]
     fields = ["url", "description", "event_types", "headers", "is_active", *readonly_fields]
     actions = ["enable"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.action(description="Enable and resume pending deliveries", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
@@ -29,17 +31,19 @@ class EndpointAdmin(admin.ModelAdmin):
         )
 
 
+DELIVERY_SUMMARY = (
+    "endpoint", "status", "attempts", "last_status_code", "next_attempt_at", "completed_at",
+)  # fmt: skip
+ATTEMPT_FIELDS = (
+    "number", "created_at", "status_code", "duration_ms", "error", "request_headers",
+    "response_headers", "response_body",
+)  # fmt: skip
+
+
 class DeliveryInline(admin.TabularInline):
     model = Delivery
-    fields = [
-        "endpoint",
-        "status",
-        "attempts",
-        "last_status_code",
-        "next_attempt_at",
-        "completed_at",
-    ]
-    readonly_fields = fields
+    fields = DELIVERY_SUMMARY
+    readonly_fields = DELIVERY_SUMMARY
     extra = 0
     can_delete = False
     show_change_link = True
@@ -62,9 +66,8 @@ class EventAdmin(admin.ModelAdmin):
 
 class AttemptInline(admin.TabularInline):
     model = DeliveryAttempt
-    fields = ["number", "created_at", "status_code", "duration_ms", "error", "request_headers",
-              "response_headers", "response_body"]  # fmt: skip
-    readonly_fields = fields
+    fields = ATTEMPT_FIELDS
+    readonly_fields = ATTEMPT_FIELDS
     extra = 0
     can_delete = False
 

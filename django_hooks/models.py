@@ -166,9 +166,12 @@ class Endpoint(OwnedModel):
 
     # -- validation ----------------------------------------------------------------------------
 
+    # The URL last checked by the SSRF guard: saving again without changing it skips the DNS lookup.
+    _validated_url: str | None = None
+
     @classmethod
-    def from_db(cls, db: Any, field_names: Any, values: Any) -> Endpoint:
-        instance = super().from_db(db, field_names, values)
+    def from_db(cls, *args: Any, **kwargs: Any) -> Endpoint:  # type: ignore[override]
+        instance = super().from_db(*args, **kwargs)
         instance._validated_url = instance.__dict__.get("url")
         return instance
 

@@ -278,9 +278,8 @@ def _describe_error(exc: BaseException, timeout: float) -> str:
         return f"protocol error: {protocol}"
     if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
         return f"invalid URL: {exc}"
-    if (os_error := find(OSError)) is not None and not isinstance(
-        os_error, requests.RequestException
-    ):
+    os_error = find(OSError)
+    if isinstance(os_error, OSError) and not isinstance(os_error, requests.RequestException):
         return f"connection error: {os_error.strerror or os_error}"
     return f"error: {exc}"
 
