@@ -41,6 +41,12 @@ class MalformedHeader(InvalidSignature):
     status_code = 400
 
 
+class MalformedPayload(InvalidSignature):
+    """The signature is valid but the body is not what the scheme promises (e.g. not JSON)."""
+
+    status_code = 400
+
+
 class TimestampOutOfTolerance(InvalidSignature):
     """The signed timestamp is too old or too far in the future (a possible replay)."""
 
