@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event
+from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, InboundWebhook
 from django_hooks.outbound.sweep import enable_endpoint, retry_deliveries
 
 
@@ -93,3 +93,26 @@ class DeliveryAdmin(admin.ModelAdmin):
     def retry(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         count = retry_deliveries(queryset)
         self.message_user(request, f"{count} deliveries queued again.", messages.SUCCESS)
+
+
+@admin.register(InboundWebhook)
+class InboundWebhookAdmin(admin.ModelAdmin):
+    list_display = ["webhook_id", "source", "provider", "event_type", "status", "received_at"]
+    list_filter = ["status", "source", "provider"]
+    search_fields = ["=webhook_id", "event_type"]
+    readonly_fields = [
+        "source", "provider", "webhook_id", "event_type", "status", "attempts", "error",
+        "handler", "headers", "payload", "received_at", "processed_at",
+    ]  # fmt: skip
+    exclude = ["body"]
+    actions = ["reprocess"]
+    show_full_result_count = False
+    ordering = ["-received_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Run the handler again", permissions=["change"])
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[InboundWebhook]) -> None:
+        count = queryset.reprocess()  # type: ignore[attr-defined]
+        self.message_user(request, f"{count} inbound webhooks queued again.", messages.SUCCESS)

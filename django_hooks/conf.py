@@ -42,6 +42,15 @@ DEFAULTS: dict[str, Any] = {
     "RESPONSE_STORE_LIMIT": 4 * 1024,
     # Models whose changes become events: {"shop.Order": {"prefix": "order", "serializer": ...}}.
     "MODEL_EVENTS": {},
+    # Receivers configured in settings, served at hooks/in/<source>/ by django_hooks.inbound.urls:
+    # {"github": {"provider": "github", "secret": "...", "handler": "app.hooks.on_github"}}.
+    "INBOUND": {},
+    # Largest inbound body accepted, in bytes (413 above it).
+    "INBOUND_MAX_BODY_BYTES": 1024 * 1024,
+    # Seconds stored calls and finished events are kept before hooks_prune deletes them
+    # (None keeps them forever).
+    "INBOUND_RETENTION": 30 * 24 * 3600,
+    "EVENT_RETENTION": 90 * 24 * 3600,
 }
 
 

@@ -332,3 +332,54 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of {self.delivery_id}"
+
+
+class InboundWebhookQuerySet(models.QuerySet["InboundWebhook"]):
+    def reprocess(self) -> int:
+        """Run these stored calls' handlers again, on the queue; return how many."""
+        from django_hooks.inbound.tasks import reprocess
+
+        return reprocess(self)
+
+
+class InboundWebhook(models.Model):
+    """A verified webhook call this site received, stored before its handler runs."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", _("received")
+        PROCESSED = "processed", _("processed")
+        FAILED = "failed", _("failed")
+
+    source = models.CharField(_("source"), max_length=100)
+    provider = models.CharField(_("provider"), max_length=50)
+    # The sender's delivery id, or "sha256:<body hash>" when the scheme has none: the dedupe key.
+    webhook_id = models.CharField(_("webhook id"), max_length=255)
+    event_type = models.CharField(_("event type"), max_length=255, blank=True)
+    headers = models.JSONField(_("headers"), default=dict)
+    body = models.BinaryField(_("body"))
+    # The body as the verifier parsed it (JSON, or a form for some Slack calls), for handlers.
+    payload = models.JSONField(_("payload"), null=True, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.RECEIVED
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    error = models.TextField(_("error"), blank=True)
+    handler = models.CharField(_("handler"), max_length=255, blank=True)
+    received_at = models.DateTimeField(_("received"), default=timezone.now)
+    processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+
+    objects = InboundWebhookQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("inbound webhook")
+        verbose_name_plural = _("inbound webhooks")
+        constraints = [
+            models.UniqueConstraint(fields=["source", "webhook_id"], name="hooks_inbound_unique_id")
+        ]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="hooks_inbound_status"),
+            models.Index(fields=["source", "received_at"], name="hooks_inbound_source"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.webhook_id}"

@@ -10,6 +10,7 @@ TIME_ZONE = "UTC"
 ROOT_URLCONF = "tests.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"  # differs from ours on purpose
 ALLOWED_HOSTS = ["*"]
+STATIC_URL = "static/"
 
 
 def database_from_url(url: str) -> dict:

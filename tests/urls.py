@@ -1,4 +1,17 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
-urlpatterns = [path("admin/", admin.site.urls)]
+from tests.testapp import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("hooks/standard/", views.standard),
+    path("hooks/rotating/", views.rotating),
+    path("hooks/by-tenant/", views.by_tenant),
+    path("hooks/github/", views.github),
+    path("hooks/flaky/", views.flaky),
+    path("hooks/later/", views.later),
+    path("hooks/small/", views.small),
+    path("hooks/api-github/", views.GitHubAPIHook.as_view()),
+    path("hooks/in/", include("django_hooks.inbound.urls")),
+]

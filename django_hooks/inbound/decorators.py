@@ -1,0 +1,223 @@
+"""``@webhook_receiver``: verify, store once, then run the view (inline or on RQ).
+
+Thin Django glue around ``verifiers``: it reads the raw body once, maps verification errors to
+4xx JSON answers, stores the call under a unique (source, webhook id) so a repeated delivery never
+runs its handler twice, even when both copies arrive at once, and records the outcome.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from django_hooks import signals
+from django_hooks.conf import hooks_settings
+from django_hooks.core.errors import InvalidSecret, InvalidSignature
+from django_hooks.exceptions import ConfigurationError
+from django_hooks.inbound.verifiers import Verified, Verifier, get_verifier
+from django_hooks.models import InboundWebhook
+
+logger = logging.getLogger("django_hooks.inbound")
+
+# Never stored: they carry credentials of the sender or of our own users.
+DROPPED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
+
+SecretSource = str | Sequence[str] | Callable[[HttpRequest], "str | Sequence[str]"]
+View = Callable[..., HttpResponse]
+
+#: handler path -> undecorated view, for the RQ job that runs stored calls later.
+HANDLERS: dict[str, tuple[View, Verifier]] = {}
+
+
+@dataclass
+class WebhookCall:
+    """What a handler sees as ``request.webhook``."""
+
+    id: str
+    type: str
+    payload: Any
+    timestamp: int | None
+    provider: str
+    source: str
+    record: InboundWebhook | None
+
+
+def error(reason: str, status: int, **extra: Any) -> JsonResponse:
+    return JsonResponse({"error": reason, **extra}, status=status)
+
+
+def resolve_secrets(secret: SecretSource, request: HttpRequest) -> list[str]:
+    value = secret(request) if callable(secret) else secret
+    secrets = [value] if isinstance(value, str) else list(value or [])
+    if not secrets or not all(isinstance(s, str) and s for s in secrets):
+        raise InvalidSecret("no webhook secret configured for this receiver")
+    return secrets
+
+
+def handler_path(view: View) -> str:
+    return f"{view.__module__}:{view.__qualname__}"
+
+
+def stored_headers(request: HttpRequest) -> dict[str, str]:
+    return {k.lower(): v for k, v in request.headers.items() if k.lower() not in DROPPED_HEADERS}
+
+
+def store_call(
+    request: HttpRequest,
+    body: bytes,
+    verified: Verified,
+    *,
+    source: str,
+    provider: str,
+    handler: str,
+) -> tuple[InboundWebhook, bool]:
+    """Insert the call; ``(existing, False)`` when this (source, id) is already stored."""
+    webhook_id = verified.id or "sha256:" + hashlib.sha256(body).hexdigest()
+    record = InboundWebhook(
+        source=source,
+        provider=provider,
+        webhook_id=webhook_id[:255],
+        event_type=(verified.type or "")[:255],
+        headers=stored_headers(request),
+        body=body,
+        payload=verified.payload,
+        handler=handler,
+    )
+    try:
+        with transaction.atomic():
+            record.save(force_insert=True)
+    except IntegrityError:
+        existing = InboundWebhook.objects.get(source=source, webhook_id=record.webhook_id)
+        return existing, False
+    return record, True
+
+
+def retake_failed(record: InboundWebhook) -> bool:
+    """Claim a call whose handler failed, so the sender's retry runs it again (once)."""
+    return bool(
+        InboundWebhook.objects.filter(pk=record.pk, status=InboundWebhook.Status.FAILED).update(
+            status=InboundWebhook.Status.RECEIVED
+        )
+    )
+
+
+def run_handler(
+    view: View, request: Any, record: InboundWebhook | None, *args: Any, **kwargs: Any
+) -> HttpResponse:
+    """Run the view and record its outcome; an exception is recorded, then re-raised."""
+    try:
+        response = view(request, *args, **kwargs)
+    except Exception as exc:
+        if record is not None:
+            record_outcome(record, error=f"{type(exc).__name__}: {exc}")
+        raise
+    if record is not None:
+        failed = getattr(response, "status_code", 200) >= 400
+        record_outcome(record, error=f"handler answered {response.status_code}" if failed else "")
+    return response
+
+
+def record_outcome(record: InboundWebhook, *, error: str) -> None:
+    record.status = InboundWebhook.Status.FAILED if error else InboundWebhook.Status.PROCESSED
+    record.error = error[:10_000]
+    record.attempts += 1
+    record.processed_at = timezone.now()
+    InboundWebhook.objects.filter(pk=record.pk).update(
+        status=record.status, error=record.error, attempts=record.attempts,
+        processed_at=record.processed_at,
+    )  # fmt: skip
+
+
+def webhook_receiver(
+    provider: str | Verifier,
+    *,
+    secret: SecretSource,
+    tolerance: int = 300,
+    source: str | None = None,
+    store: bool = True,
+    run_async: bool = False,
+    max_body_bytes: int | None = None,
+) -> Callable[[View], View]:
+    """Turn a view into a verified webhook endpoint for ``provider``.
+
+    ``secret`` is a string, a list (any may match, for rotation) or ``callable(request)``.
+    ``source`` names the receiver in stored calls and scopes duplicate detection (default: the
+    provider's name; give two receivers of one provider different sources).
+    """
+    verifier = get_verifier(provider, tolerance=tolerance)
+    if run_async and not store:
+        raise ConfigurationError(
+            "run_async=True needs store=True: the worker reads the stored call."
+        )
+    name = (source or verifier.provider)[:100]
+
+    def decorator(view: View) -> View:
+        path = handler_path(view)
+        HANDLERS[path] = (view, verifier)
+
+        @csrf_exempt  # the signature replaces CSRF protection: it proves who sent the request
+        @functools.wraps(view)
+        def receive(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method != "POST":
+                response = error("method not allowed: webhooks are POSTed", 405)
+                response["Allow"] = "POST"
+                return response
+            limit = max_body_bytes or hooks_settings.INBOUND_MAX_BODY_BYTES
+            try:
+                declared = int(request.headers.get("content-length") or 0)
+            except ValueError:
+                return error("invalid Content-Length header", 400)
+            if declared > limit:
+                return error(f"body larger than {limit} bytes", 413)
+            try:
+                body = request.body
+            except RequestDataTooBig:
+                return error(f"body larger than {limit} bytes", 413)
+            if len(body) > limit:
+                return error(f"body larger than {limit} bytes", 413)
+            try:
+                secrets = resolve_secrets(secret, request)
+                verified = verifier.verify(body, request.headers, secrets)
+            except InvalidSignature as exc:
+                return error(exc.reason, exc.status_code)
+            except InvalidSecret:
+                logger.error("Webhook receiver %s has no usable secret", name, exc_info=True)
+                return error("receiver misconfigured", 500)
+
+            record = None
+            if store:
+                record, created = store_call(request, body, verified, source=name,
+                                             provider=verifier.provider, handler=path)  # fmt: skip
+                if not created and (run_async or not retake_failed(record)):
+                    return JsonResponse({"status": "duplicate", "id": record.webhook_id})
+            call = WebhookCall(
+                id=verified.id or (record.webhook_id if record else ""),
+                type=verified.type,
+                payload=verified.payload,
+                timestamp=verified.timestamp,
+                provider=verifier.provider,
+                source=name,
+                record=record,
+            )
+            request.webhook = call  # type: ignore[attr-defined]
+            signals.webhook_received.send_robust(InboundWebhook, request=request, webhook=call)
+            if run_async and record is not None:
+                from django_hooks.inbound.tasks import enqueue_call
+
+                transaction.on_commit(functools.partial(enqueue_call, record.pk))
+                return JsonResponse({"status": "accepted", "id": record.webhook_id}, status=202)
+            return run_handler(view, request, record, *args, **kwargs)
+
+        return receive
+
+    return decorator

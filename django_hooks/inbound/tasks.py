@@ -1,0 +1,91 @@
+"""Running stored inbound calls on RQ (``run_async=True``), with retries on exception."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+from typing import Any
+
+from django.http import HttpRequest
+
+from django_hooks.conf import hooks_settings
+from django_hooks.core.retry import next_retry_delay
+from django_hooks.models import InboundWebhook
+
+logger = logging.getLogger("django_hooks.inbound")
+
+
+def enqueue_call(record_id: int, delay: float = 0) -> None:
+    """Queue the handler of a stored call; a Redis failure leaves it for ``hooks_reprocess``."""
+    from django_hooks.outbound.tasks import get_queue
+
+    try:
+        queue = get_queue()
+        if delay > 0:
+            queue.enqueue_in(dt.timedelta(seconds=delay), process_call, record_id, result_ttl=0)
+        else:
+            queue.enqueue(process_call, record_id, result_ttl=0)
+    except Exception:
+        logger.warning("Could not enqueue inbound webhook %s; run hooks_reprocess.", record_id,
+                       exc_info=True)  # fmt: skip
+
+
+class StoredRequest(HttpRequest):
+    """A request rebuilt from a stored call, for handlers that run outside the original request."""
+
+    def __init__(self, record: InboundWebhook) -> None:
+        super().__init__()
+        self.method = "POST"
+        self._body = bytes(record.body)
+        self.META = {
+            "HTTP_" + name.upper().replace("-", "_"): value
+            for name, value in record.headers.items()
+        }
+        if "content-type" in record.headers:
+            self.META["CONTENT_TYPE"] = record.headers["content-type"]
+
+
+def process_call(record_id: int) -> str:
+    """The RQ job: run the stored call's handler once; retry on exception per RETRY_SCHEDULE."""
+    from django_hooks.inbound.decorators import HANDLERS, WebhookCall, run_handler
+
+    claimed = InboundWebhook.objects.filter(
+        pk=record_id, status__in=[InboundWebhook.Status.RECEIVED, InboundWebhook.Status.FAILED]
+    )
+    record = claimed.first()
+    if record is None:
+        return "already processed"
+    if record.handler not in HANDLERS:
+        # Importing the view's module runs its decorator, which registers the handler.
+        importlib.import_module(record.handler.partition(":")[0])
+    if record.handler not in HANDLERS:
+        raise LookupError(f"no @webhook_receiver handler {record.handler!r} is importable")
+    view, _verifier = HANDLERS[record.handler]
+    request = StoredRequest(record)
+    request.webhook = WebhookCall(  # type: ignore[attr-defined]
+        id=record.webhook_id, type=record.event_type, payload=record.payload, timestamp=None,
+        provider=record.provider, source=record.source, record=record,
+    )  # fmt: skip
+    try:
+        run_handler(view, request, record)
+    except Exception:
+        delay = next_retry_delay(record.attempts, hooks_settings.RETRY_SCHEDULE)
+        if delay is not None:
+            enqueue_call(record.pk, delay)
+        logger.exception(
+            "Inbound webhook %s handler failed (attempt %s)", record.pk, record.attempts
+        )
+        return "failed"
+    return record.status
+
+
+def reprocess(records: Any) -> int:
+    """Run stored calls again (any status) on the queue; return how many were queued."""
+    ids = list(records.values_list("pk", flat=True))
+    InboundWebhook.objects.filter(pk__in=ids).update(
+        status=InboundWebhook.Status.RECEIVED, error=""
+    )
+    for pk in ids:
+        enqueue_call(pk)
+    return len(ids)

@@ -1,0 +1,81 @@
+"""GitHub over the decorator and DRF, reprocessing and retention of stored calls."""
+
+import datetime as dt
+import hashlib
+import hmac
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+from django.test import override_settings
+from django.utils import timezone
+
+import django_hooks
+from django_hooks.models import Delivery, Endpoint, Event, InboundWebhook
+from django_hooks.testing import run_worker
+from tests.testapp import views
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def github_post(client, path, body=b'{"zen":"Keep it logically awesome."}', *, secret=views.GITHUB_SECRET,
+                event="ping", delivery="72d3162e-cc78-11e3-81ab-4c9367dc0958"):  # fmt: skip
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return client.post(path, body, content_type="application/json", HTTP_X_HUB_SIGNATURE_256=signature,
+                       HTTP_X_GITHUB_EVENT=event, HTTP_X_GITHUB_DELIVERY=delivery)  # fmt: skip
+
+
+def test_github_ping_through_the_decorator(client):
+    views.calls.clear()
+    response = github_post(client, "/hooks/github/")
+    assert response.status_code == 200
+    assert (views.calls[0].type, views.calls[0].id) == (
+        "ping",
+        "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+    )
+    assert (
+        github_post(client, "/hooks/github/", secret="wrong", delivery="other").status_code == 401
+    )
+    views.calls.clear()
+
+
+def test_drf_authentication_verifies_the_signature(client):
+    response = github_post(client, "/hooks/api-github/", event="push")
+    assert response.status_code == 200 and response.json()["type"] == "push"
+    denied = github_post(client, "/hooks/api-github/", secret="wrong")
+    assert denied.status_code == 401 and "signature" in json.dumps(denied.json()).lower()
+
+
+def test_hooks_reprocess_runs_failed_calls_again(client, redis):
+    views.calls.clear()
+    record = InboundWebhook.objects.create(
+        source="shop", provider="standard", webhook_id="msg_r", event_type="order.paid",
+        body=b"{}", payload={"type": "order.paid"}, status="failed", error="boom",
+        handler="tests.testapp.views:standard",
+    )  # fmt: skip
+    out = io.StringIO()
+    call_command("hooks_reprocess", "--source", "shop", stdout=out)
+    assert "Queued 1" in out.getvalue()
+    run_worker()
+    record.refresh_from_db()
+    assert record.status == "processed" and [c.id for c in views.calls] == ["msg_r"]
+    views.calls.clear()
+
+
+def test_hooks_prune_keeps_what_is_recent_or_unfinished():
+    old = timezone.now() - dt.timedelta(days=100)
+    for status in ("processed", "received"):
+        InboundWebhook.objects.create(source="s", provider="standard", webhook_id=status, body=b"",
+                                      status=status, received_at=old)  # fmt: skip
+    InboundWebhook.objects.create(source="s", provider="standard", webhook_id="new", body=b"")
+    Endpoint.objects.create(url="http://127.0.0.1:9/")
+    finished, unfinished = django_hooks.send_event("a.b", {}), django_hooks.send_event("a.b", {})
+    Event.objects.update(created_at=old)
+    Delivery.objects.filter(event=finished).update(status="succeeded")
+    out = io.StringIO()
+    with override_settings(DJANGO_HOOKS={"ALLOWED_NETWORKS": ["127.0.0.0/8"]}):
+        call_command("hooks_prune", stdout=out)
+    assert "Deleted 1 inbound calls and 1 events." in out.getvalue()
+    assert set(InboundWebhook.objects.values_list("webhook_id", flat=True)) == {"received", "new"}
+    assert list(Event.objects.values_list("pk", flat=True)) == [unfinished.pk]
