@@ -181,7 +181,9 @@ class Endpoint(OwnedModel):
     def validate(self, *, resolve: bool = True) -> None:
         """Raise ``EndpointValidationError`` naming every invalid field; change nothing."""
         errors: dict[str, list[str]] = {}
-        if self.url != getattr(self, "_validated_url", None):
+        if len(self.url or "") > 2048:
+            errors["url"] = ["URLs are at most 2048 characters."]
+        elif self.url != getattr(self, "_validated_url", None):
             from django_hooks.outbound.client import url_guard
 
             try:
@@ -231,6 +233,10 @@ def header_problems(headers: Any) -> list[str]:
             problems.append(f"{name!r} is set by django-hooks and cannot be replaced.")
         elif not isinstance(value, str) or any(c in value for c in "\r\n\0"):
             problems.append(f"The value of {name!r} must be a string without line breaks.")
+        elif value != value.strip() or not value.isascii():
+            problems.append(
+                f"The value of {name!r} must be ASCII without leading or trailing spaces."
+            )
     return problems
 
 

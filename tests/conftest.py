@@ -36,3 +36,13 @@ def receiver():
     server = Receiver()
     yield server
     server.close()
+
+
+@pytest.fixture(autouse=True)
+def close_connections():
+    """Close the worker's keep-alive connections after each test, so no server thread is left
+    waiting on one when the run ends."""
+    yield
+    from django_hooks.outbound import client
+
+    client.reset()

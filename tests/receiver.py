@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,10 +31,17 @@ class Receiver:
         self.replies: dict[str, list[Reply]] = {}
         self.default = Reply()
         self._lock = threading.Lock()
+        self._threads: list[tuple[threading.Thread, socket.socket]] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = 5  # idle keep-alive connections end, so their threads do too
+
+            def handle(self) -> None:
+                receiver._threads.append((threading.current_thread(), self.request))
+                with contextlib.suppress(OSError):
+                    super().handle()
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
@@ -79,3 +88,9 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        # End idle keep-alive connections and let a sleeping reply finish, so that no handler
+        # thread is still running (and printing) when Python exits.
+        for thread, sock in self._threads:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            thread.join(timeout=5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import re
 import uuid
 from typing import Any
 
@@ -40,15 +41,27 @@ class PayloadEncoder(json.JSONEncoder):
         return super().default(o)
 
 
+# An escaped NUL (\u0000) that is not itself an escaped backslash followed by "u0000".
+_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def contains_nul(encoded_json: str) -> bool:
+    """Whether JSON text holds a NUL character, which PostgreSQL's JSON types cannot store."""
+    return "\\u0000" in encoded_json and _NUL.search(encoded_json) is not None
+
+
 _encoder = PayloadEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def encode_json(value: Any) -> bytes:
     """Compact UTF-8 JSON; ``PayloadError`` names what could not be encoded."""
     try:
-        return _encoder.encode(value).encode("utf-8")
+        text = _encoder.encode(value)
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"event data is not JSON-serializable: {exc}") from None
+    if contains_nul(text):
+        raise PayloadError("event data contains a NUL character (\\u0000), which cannot be stored")
+    return text.encode("utf-8")
 
 
 def encode_body(

@@ -23,6 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django_hooks import signals
 from django_hooks.conf import hooks_settings
 from django_hooks.core.errors import InvalidSecret, InvalidSignature
+from django_hooks.core.payload import contains_nul
 from django_hooks.exceptions import ConfigurationError
 from django_hooks.inbound.verifiers import Verified, Verifier, get_verifier
 from django_hooks.models import InboundWebhook
@@ -72,6 +73,24 @@ def stored_headers(request: HttpRequest) -> dict[str, str]:
     return {k.lower(): v for k, v in request.headers.items() if k.lower() not in DROPPED_HEADERS}
 
 
+def storable_payload(payload: Any, body: bytes) -> Any:
+    """The parsed payload, or None when it holds NUL characters PostgreSQL cannot store (the raw
+    body is still kept, and the handler still gets the parsed payload)."""
+    if b"\\u0000" in body or b"%00" in body:
+        import json
+
+        if contains_nul(json.dumps(payload)):
+            return None
+    return payload
+
+
+def dedupe_key(verifier: Verifier, verified: Verified, body: bytes) -> str:
+    """The sender's id when the signature covers it, else a hash of the signed body."""
+    if verifier.signs_id and verified.id:
+        return verified.id[:255]
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
 def store_call(
     request: HttpRequest,
     body: bytes,
@@ -80,9 +99,9 @@ def store_call(
     source: str,
     provider: str,
     handler: str,
+    webhook_id: str,
 ) -> tuple[InboundWebhook, bool]:
     """Insert the call; ``(existing, False)`` when this (source, id) is already stored."""
-    webhook_id = verified.id or "sha256:" + hashlib.sha256(body).hexdigest()
     record = InboundWebhook(
         source=source,
         provider=provider,
@@ -90,7 +109,7 @@ def store_call(
         event_type=(verified.type or "")[:255],
         headers=stored_headers(request),
         body=body,
-        payload=verified.payload,
+        payload=storable_payload(verified.payload, body),
         handler=handler,
     )
     try:
@@ -196,8 +215,10 @@ def webhook_receiver(
 
             record = None
             if store:
-                record, created = store_call(request, body, verified, source=name,
-                                             provider=verifier.provider, handler=path)  # fmt: skip
+                record, created = store_call(
+                    request, body, verified, source=name, provider=verifier.provider,
+                    handler=path, webhook_id=dedupe_key(verifier, verified, body),
+                )  # fmt: skip
                 if not created and (run_async or not retake_failed(record)):
                     return JsonResponse({"status": "duplicate", "id": record.webhook_id})
             call = WebhookCall(

@@ -57,8 +57,13 @@ def process_call(record_id: int) -> str:
     if record is None:
         return "already processed"
     if record.handler not in HANDLERS:
-        # Importing the view's module runs its decorator, which registers the handler.
+        # Importing the view's module runs its decorator, which registers the handler; a
+        # receiver from the INBOUND setting is registered by building it.
         importlib.import_module(record.handler.partition(":")[0])
+        if record.source in (hooks_settings.INBOUND or {}):
+            from django_hooks.inbound.views import build_receiver
+
+            build_receiver(record.source)
     if record.handler not in HANDLERS:
         raise LookupError(f"no @webhook_receiver handler {record.handler!r} is importable")
     view, _verifier = HANDLERS[record.handler]
@@ -70,13 +75,14 @@ def process_call(record_id: int) -> str:
     try:
         run_handler(view, request, record)
     except Exception:
-        delay = next_retry_delay(record.attempts, hooks_settings.RETRY_SCHEDULE)
-        if delay is not None:
-            enqueue_call(record.pk, delay)
         logger.exception(
             "Inbound webhook %s handler failed (attempt %s)", record.pk, record.attempts
         )
-        return "failed"
+    if record.status == InboundWebhook.Status.FAILED:
+        # Raised or answered >= 400: the sender already has its 202, so retrying is up to us.
+        delay = next_retry_delay(record.attempts, hooks_settings.RETRY_SCHEDULE)
+        if delay is not None:
+            enqueue_call(record.pk, delay)
     return record.status
 
 

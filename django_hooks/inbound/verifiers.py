@@ -61,6 +61,11 @@ class Verified:
 class Verifier:
     """Base class: ``verify`` checks the signature, then lets the subclass parse the body."""
 
+    #: Whether the signature covers the delivery id. When it does not (GitHub, Shopify: the id
+    #: is a plain header), the receiver dedupes on the body instead, so that a captured call
+    #: replayed under a fresh id still runs its handler only once.
+    signs_id = True
+
     provider: ClassVar[str] = ""
 
     def __init__(self, *, tolerance: int = DEFAULT_TOLERANCE) -> None:
@@ -140,6 +145,7 @@ class GitHubVerifier(Verifier):
     """GitHub: ``X-Hub-Signature-256: sha256=<hex>`` of the body; GitHub signs no timestamp."""
 
     provider = "github"
+    signs_id = False
     header = "X-Hub-Signature-256"
 
     def verify_signature(
@@ -224,6 +230,7 @@ class ShopifyVerifier(Verifier):
     """Shopify: ``X-Shopify-Hmac-Sha256`` is the base64 HMAC-SHA256 of the body, no timestamp."""
 
     provider = "shopify"
+    signs_id = False
     # Shopify's newer Events deliveries (developer preview) drop the X- prefix.
     signature_headers = ("X-Shopify-Hmac-Sha256", "Shopify-Hmac-Sha256")
     id_headers = ("X-Shopify-Webhook-Id", "X-Shopify-Event-Id", "Shopify-Webhook-Id")
@@ -316,6 +323,7 @@ class HMACVerifier(Verifier):
     """
 
     provider = "hmac"
+    signs_id = False
     ALGORITHMS: ClassVar[dict[str, Any]] = {
         "sha1": hashlib.sha1,
         "sha256": hashlib.sha256,

@@ -16,8 +16,14 @@ from django_hooks.inbound.decorators import webhook_receiver
 OPTIONS = {"provider", "secret", "handler", "tolerance", "run_async", "max_body_bytes"}
 
 
+def build_receiver(source: str) -> Any:
+    """The receiver for ``INBOUND[source]``, built once per configuration."""
+    config = hooks_settings.INBOUND[source]
+    return _build(source, repr(sorted(config.items())))
+
+
 @functools.cache
-def build_receiver(source: str, config_key: str) -> Any:
+def _build(source: str, config_key: str) -> Any:
     config = hooks_settings.INBOUND[source]
     unknown = set(config) - OPTIONS
     if unknown or not {"provider", "secret", "handler"} <= set(config):
@@ -36,5 +42,5 @@ def build_receiver(source: str, config_key: str) -> Any:
 def configured_receiver(request: HttpRequest, source: str) -> HttpResponse:
     if source not in (hooks_settings.INBOUND or {}):
         return JsonResponse({"error": f"no webhook receiver named {source!r}"}, status=404)
-    receiver = build_receiver(source, repr(sorted(hooks_settings.INBOUND[source].items())))
+    receiver = build_receiver(source)
     return receiver(request)  # type: ignore[no-any-return]

@@ -50,3 +50,12 @@ def transport() -> Transport:
             user_agent=hooks_settings.USER_AGENT,
         ),
     )
+
+
+def reset() -> None:
+    """Close the cached transport (its keep-alive connections) and forget the guard."""
+    with _lock:
+        for _key, value in _cache.values():
+            if hasattr(value, "close"):
+                value.close()
+        _cache.clear()

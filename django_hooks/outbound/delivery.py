@@ -26,6 +26,7 @@ from django_hooks.core.retry import Outcome, classify, next_retry_delay, parse_r
 from django_hooks.core.signing import Signer
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint
 from django_hooks.outbound.client import transport
+from django_hooks.outbound.transport import HTTPResult, Transport
 
 logger = logging.getLogger("django_hooks")
 
@@ -94,27 +95,13 @@ def deliver_batch(delivery_ids: Iterable[int]) -> BatchResult:
     attempts: list[DeliveryAttempt] = []
 
     for delivery in deliveries:
-        endpoint, event = delivery.endpoint, delivery.event
+        endpoint = delivery.endpoint
         if not endpoint.is_receiving or endpoint.pk in gone or time.monotonic() > lease_deadline:
             # Not now: the delivery stays pending and is picked up again later.
             delivery.locked_until = None
             delivery.claim_token = None
             continue
-        body = bodies.get(event.pk)
-        if body is None:
-            body = bodies[event.pk] = encode_body(event.type, event.created_at, event.data)
-        signer = signers.get(endpoint.pk)
-        if signer is None:
-            signer = signers[endpoint.pk] = Signer(endpoint.live_secrets(now))
-        timestamp = int(time.time())
-        headers = {
-            **endpoint.headers,
-            "content-type": "application/json",
-            "webhook-id": event.pk,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": signer.header(event.pk, timestamp, body),
-        }
-        response = client.post(endpoint.url, body, headers)
+        headers, response = send_attempt(delivery, client, bodies, signers, now)
         attempted_at = timezone.now()
         delivery.attempts += 1
         result.attempted += 1
@@ -124,7 +111,7 @@ def deliver_batch(delivery_ids: Iterable[int]) -> BatchResult:
                 delivery=delivery,
                 number=delivery.attempts,
                 url=endpoint.url,
-                request_headers=headers,
+                request_headers=loggable_headers(headers, endpoint.headers),
                 status_code=response.status_code,
                 response_headers=response.headers,
                 response_body=response.body[:store_limit].decode("utf-8", errors="replace"),
@@ -205,6 +192,48 @@ def track_failures(
     return disabled
 
 
+def send_attempt(
+    delivery: Delivery,
+    client: Transport,
+    bodies: dict[str, bytes],
+    signers: dict[int, Signer],
+    now: dt.datetime,
+) -> tuple[dict[str, str], HTTPResult]:
+    """Sign and POST one delivery. Never raises: a problem on our side (an undecryptable secret,
+    corrupt stored data) becomes the attempt's error, so the rest of the batch is still recorded."""
+    endpoint, event = delivery.endpoint, delivery.event
+    headers: dict[str, str] = {}
+    started = time.perf_counter()
+    try:
+        body = bodies.get(event.pk)
+        if body is None:
+            body = bodies[event.pk] = encode_body(event.type, event.created_at, event.data)
+        signer = signers.get(endpoint.pk)
+        if signer is None:
+            signer = signers[endpoint.pk] = Signer(endpoint.live_secrets(now))
+        timestamp = int(time.time())
+        headers = {
+            **endpoint.headers,
+            "content-type": "application/json",
+            "webhook-id": event.pk,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signer.header(event.pk, timestamp, body),
+        }
+        return headers, client.post(endpoint.url, body, headers)
+    except Exception as exc:
+        logger.exception("Could not attempt webhook delivery %s", delivery.pk)
+        elapsed = int((time.perf_counter() - started) * 1000)
+        error = f"internal error: {type(exc).__name__}: {exc}"
+        return headers, HTTPResult(None, {}, b"", error, elapsed)
+
+
+def loggable_headers(sent: dict[str, str], custom: dict[str, str]) -> dict[str, str]:
+    """The request headers for the attempt log, with the endpoint's own header values hidden
+    (they often carry credentials such as an API key)."""
+    hidden = {name.lower() for name in custom} if isinstance(custom, dict) else set()
+    return {name: "[hidden]" if name.lower() in hidden else value for name, value in sent.items()}
+
+
 def describe_failure(status_code: int | None, error: str, headers: dict[str, str]) -> str:
     if error:
         return error
@@ -238,11 +267,15 @@ def disable_endpoint(endpoint: Endpoint, reason: str, *, now: dt.datetime | None
 
 def send_outcome_signals(result: BatchResult, attempts: list[DeliveryAttempt]) -> None:
     last_attempt = {attempt.delivery_id: attempt for attempt in attempts}
-    for delivery in result.succeeded:
-        signals.delivery_succeeded.send(
-            Delivery, delivery=delivery, attempt=last_attempt.get(delivery.pk)
-        )
-    for delivery in result.failed:
-        signals.delivery_failed.send(
-            Delivery, delivery=delivery, attempt=last_attempt.get(delivery.pk)
-        )
+    for signal, deliveries in (
+        (signals.delivery_succeeded, result.succeeded),
+        (signals.delivery_failed, result.failed),
+    ):
+        for delivery in deliveries:
+            # A receiver's error must not stop the job before it schedules the retries.
+            responses = signal.send_robust(
+                Delivery, delivery=delivery, attempt=last_attempt.get(delivery.pk)
+            )
+            for receiver, response in responses:
+                if isinstance(response, Exception):
+                    logger.error("Signal receiver %r failed", receiver, exc_info=response)

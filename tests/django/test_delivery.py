@@ -273,3 +273,30 @@ def test_an_endpoint_failing_for_disable_after_is_disabled_and_a_success_resets_
     assert [
         kwargs["endpoint"].pk for signal, kwargs in caught if signal is signals.endpoint_disabled
     ] == [dead.pk]
+
+
+def test_a_broken_delivery_does_not_lose_the_rest_of_its_batch(receiver):
+    good = Endpoint.objects.create(url=receiver.url("/good"), headers={"X-Api-Key": "k-123"})
+    broken = Endpoint.objects.create(url=receiver.url("/broken"))
+    Endpoint.objects.filter(pk=broken.pk).update(secret_ciphertext="not-a-fernet-token")
+    with hooks(RETRY_SCHEDULE=[]):
+        django_hooks.send_event("order.paid", {})
+        drain()
+    assert Delivery.objects.get(endpoint=good).status == "succeeded"
+    failed = Delivery.objects.get(endpoint=broken)
+    assert failed.status == "failed" and failed.last_error.startswith(
+        "internal error: DecryptionError"
+    )
+    assert receiver.to("/broken") == [] and receiver.to("/good")[0].headers["x-api-key"] == "k-123"
+    # The endpoint's own header values are not kept in the attempt log.
+    attempt = DeliveryAttempt.objects.get(delivery__endpoint=good)
+    assert attempt.request_headers["X-Api-Key"] == "[hidden]"
+
+
+def test_nul_characters_are_refused_before_anything_is_written():
+    from django_hooks.exceptions import PayloadError
+
+    Endpoint.objects.create(url="http://127.0.0.1:9/")
+    with pytest.raises(PayloadError, match="NUL"):
+        django_hooks.send_event("order.paid", {"name": "a\x00b"})
+    assert not Delivery.objects.exists()

@@ -56,6 +56,8 @@ def test_a_chosen_secret_is_validated():
         ({"event_types": ["order paid"]}, "event_types", "list"),
         ({"headers": {"webhook-id": "x"}}, "headers", "cannot be replaced"),
         ({"headers": {"X-Ok": "a\r\nb"}}, "headers", "line breaks"),
+        ({"headers": {"X-Ok": "café"}}, "headers", "ASCII"),
+        ({"url": "http://127.0.0.1/" + "a" * 2048}, "url", "2048"),
     ],
 )
 def test_invalid_endpoints_are_refused_before_any_write(fields, field, reason):

@@ -79,3 +79,47 @@ def test_hooks_prune_keeps_what_is_recent_or_unfinished():
     assert "Deleted 1 inbound calls and 1 events." in out.getvalue()
     assert set(InboundWebhook.objects.values_list("webhook_id", flat=True)) == {"received", "new"}
     assert list(Event.objects.values_list("pk", flat=True)) == [unfinished.pk]
+
+
+def test_a_github_call_replayed_under_a_new_delivery_id_runs_once(client):
+    views.calls.clear()
+    body = b'{"action":"opened"}'
+    assert (
+        github_post(client, "/hooks/github/", body, event="issues", delivery="a").status_code == 200
+    )
+    replay = github_post(client, "/hooks/github/", body, event="issues", delivery="b")
+    assert replay.status_code == 200 and replay.json()["status"] == "duplicate"
+    assert [call.id for call in views.calls] == ["a"]
+    views.calls.clear()
+
+
+def test_async_settings_receivers_run_in_a_fresh_worker_and_retry_error_answers(client, redis):
+    from django_hooks.inbound import decorators
+    from django_hooks.inbound.views import _build
+    from tests.inbound.test_decorator import standard_post
+
+    views.calls.clear()
+    inbound = {"shop": {"provider": "standard", "secret": views.SECRET, "run_async": True,
+                        "handler": "tests.testapp.views.answers_500_once"}}  # fmt: skip
+    with override_settings(DJANGO_HOOKS={"INBOUND": inbound, "RETRY_SCHEDULE": [0]}):
+        assert standard_post(client, "/hooks/in/shop/").status_code == 202
+        # A worker process has not built the receiver: it must find the handler by itself.
+        decorators.HANDLERS.pop("tests.testapp.views:answers_500_once")
+        _build.cache_clear()
+        run_worker()
+    record = InboundWebhook.objects.get()
+    assert (record.status, record.attempts) == ("processed", 2)
+    assert len(views.calls) == 2
+    views.calls.clear()
+
+
+def test_a_nul_in_a_signed_json_body_is_stored_without_a_parsed_payload(client):
+    from tests.inbound.test_decorator import standard_post
+
+    views.calls.clear()
+    body = b'{"type":"x","data":{"name":"a\\u0000b"}}'
+    assert standard_post(client, "/hooks/standard/", body=body).status_code == 204
+    record = InboundWebhook.objects.get()
+    assert record.payload is None and bytes(record.body) == body
+    assert views.calls[0].payload["data"]["name"] == "a\x00b"
+    views.calls.clear()

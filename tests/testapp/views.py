@@ -83,3 +83,8 @@ class GitHubAPIHook(APIView):
 
     def post(self, request):
         return Response({"id": request.auth.id, "type": request.auth.type})
+
+
+def answers_500_once(request):
+    record(request)
+    return HttpResponse(status=500 if len(calls) == 1 else 204)
