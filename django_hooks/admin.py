@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, InboundWebhook
-from django_hooks.outbound.sweep import enable_endpoint, retry_deliveries
+from django_hooks.outbound.sweep import cancel_deliveries, enable_endpoint, retry_deliveries
 
 
 @admin.register(Endpoint)
@@ -85,9 +85,14 @@ class DeliveryAdmin(admin.ModelAdmin):
     readonly_fields = ["event", "endpoint", "status", "attempts", "next_attempt_at",
                        "last_status_code", "last_error", "created_at", "completed_at"]  # fmt: skip
     inlines = [AttemptInline]
-    actions = ["retry"]
+    actions = ["retry", "cancel"]
     show_full_result_count = False
     ordering = ["-created_at"]
+
+    @admin.action(description="Cancel pending deliveries", permissions=["change"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        count = cancel_deliveries(queryset)
+        self.message_user(request, f"{count} deliveries cancelled.", messages.SUCCESS)
 
     @admin.action(description="Retry failed or cancelled deliveries now", permissions=["change"])
     def retry(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:

@@ -82,3 +82,12 @@ def enable_endpoint(endpoint: Endpoint) -> int:
         ids = list(pending.filter(next_attempt_at__lte=now).values_list("pk", flat=True))
         transaction.on_commit(lambda: enqueue_deliveries(ids))
     return len(ids)
+
+
+def cancel_deliveries(deliveries: QuerySet[Delivery]) -> int:
+    """Stop pending deliveries for good (e.g. those of an endpoint that will not come back)."""
+    now = timezone.now()
+    return deliveries.filter(status=Delivery.Status.PENDING).update(
+        status=Delivery.Status.CANCELLED, completed_at=now, next_attempt_at=None,
+        locked_until=None, claim_token=None,
+    )  # fmt: skip

@@ -300,3 +300,18 @@ def test_nul_characters_are_refused_before_anything_is_written():
     with pytest.raises(PayloadError, match="NUL"):
         django_hooks.send_event("order.paid", {"name": "a\x00b"})
     assert not Delivery.objects.exists()
+
+
+def test_cancelled_deliveries_are_never_sent_and_can_be_retried(receiver):
+    from django_hooks.outbound.sweep import cancel_deliveries, retry_deliveries
+
+    Endpoint.objects.create(url=receiver.url())
+    django_hooks.send_event("order.paid", {})
+    assert cancel_deliveries(Delivery.objects.all()) == 1
+    drain()
+    assert sweep(grace=0) == 0 and receiver.requests == []
+    delivery = Delivery.objects.get()
+    assert delivery.status == "cancelled" and delivery.completed_at is not None
+    assert retry_deliveries(Delivery.objects.all()) == 1
+    drain()
+    assert Delivery.objects.get().status == "succeeded" and len(receiver.requests) == 1
