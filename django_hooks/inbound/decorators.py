@@ -131,11 +131,22 @@ def retake_failed(record: InboundWebhook) -> bool:
 
 
 def run_handler(
-    view: View, request: Any, record: InboundWebhook | None, *args: Any, **kwargs: Any
+    view: View,
+    request: Any,
+    record: InboundWebhook | None,
+    view_args: tuple[Any, ...] = (),
+    view_kwargs: dict[str, Any] | None = None,
+    *,
+    counted: bool = False,
 ) -> HttpResponse:
-    """Run the view and record its outcome; an exception is recorded, then re-raised."""
+    """Run the view and record its outcome; an exception is recorded, then re-raised.
+
+    ``counted``: the caller already counted this attempt when it claimed the call.
+    """
+    if record is not None and not counted:
+        record.attempts += 1
     try:
-        response = view(request, *args, **kwargs)
+        response = view(request, *view_args, **(view_kwargs or {}))
     except Exception as exc:
         if record is not None:
             record_outcome(record, error=f"{type(exc).__name__}: {exc}")
@@ -149,7 +160,6 @@ def run_handler(
 def record_outcome(record: InboundWebhook, *, error: str) -> None:
     record.status = InboundWebhook.Status.FAILED if error else InboundWebhook.Status.PROCESSED
     record.error = error[:10_000]
-    record.attempts += 1
     record.processed_at = timezone.now()
     InboundWebhook.objects.filter(pk=record.pk).update(
         status=record.status, error=record.error, attempts=record.attempts,
@@ -237,7 +247,7 @@ def webhook_receiver(
 
                 transaction.on_commit(functools.partial(enqueue_call, record.pk))
                 return JsonResponse({"status": "accepted", "id": record.webhook_id}, status=202)
-            return run_handler(view, request, record, *args, **kwargs)
+            return run_handler(view, request, record, args, kwargs)
 
         return receive
 

@@ -50,12 +50,17 @@ def process_call(record_id: int) -> str:
     """The RQ job: run the stored call's handler once; retry on exception per RETRY_SCHEDULE."""
     from django_hooks.inbound.decorators import HANDLERS, WebhookCall, run_handler
 
-    claimed = InboundWebhook.objects.filter(
+    waiting = InboundWebhook.objects.filter(
         pk=record_id, status__in=[InboundWebhook.Status.RECEIVED, InboundWebhook.Status.FAILED]
     )
-    record = claimed.first()
+    record = waiting.first()
     if record is None:
         return "already processed"
+    # Claim by bumping the attempt counter from the value read: of two jobs for one call, only
+    # one sees its update match, so the handler never runs twice at once.
+    if not waiting.filter(attempts=record.attempts).update(attempts=record.attempts + 1):
+        return "taken by another job"
+    record.attempts += 1
     if record.handler not in HANDLERS:
         # Importing the view's module runs its decorator, which registers the handler; a
         # receiver from the INBOUND setting is registered by building it.
@@ -73,7 +78,7 @@ def process_call(record_id: int) -> str:
         provider=record.provider, source=record.source, record=record,
     )  # fmt: skip
     try:
-        run_handler(view, request, record)
+        run_handler(view, request, record, counted=True)
     except Exception:
         logger.exception(
             "Inbound webhook %s handler failed (attempt %s)", record.pk, record.attempts
