@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -20,6 +20,8 @@ from django_hooks.core.errors import InvalidSecret, UnsafeURL
 from django_hooks.core.ids import new_id
 from django_hooks.core.payload import PayloadEncoder
 from django_hooks.exceptions import EndpointValidationError
+
+INBOUND_LEASE = 300  # seconds a handler run may take before its call may be run again
 
 EVENT_TYPE_RE = re.compile(r"^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$")
 SUBSCRIPTION_RE = re.compile(r"^(\*|[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*(\.\*)?)$")
@@ -341,6 +343,20 @@ class DeliveryAttempt(models.Model):
 
 
 class InboundWebhookQuerySet(models.QuerySet["InboundWebhook"]):
+    def claimable(self, now: dt.datetime) -> InboundWebhookQuerySet:
+        """Calls whose handler may run now: failed, or received and not held by a live run."""
+        free = Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+        return self.filter(
+            Q(status=InboundWebhook.Status.FAILED) | Q(status=InboundWebhook.Status.RECEIVED), free
+        )
+
+    def claim(self, now: dt.datetime) -> int:
+        """Hold these calls for one handler run (a conditional update: one claimant wins)."""
+        lease = now + dt.timedelta(seconds=INBOUND_LEASE)
+        return self.claimable(now).update(
+            status=InboundWebhook.Status.RECEIVED, locked_until=lease, attempts=F("attempts") + 1
+        )
+
     def reprocess(self) -> int:
         """Run these stored calls' handlers again, on the queue; return how many."""
         from django_hooks.inbound.tasks import reprocess
@@ -369,6 +385,8 @@ class InboundWebhook(models.Model):
         _("status"), max_length=10, choices=Status.choices, default=Status.RECEIVED
     )
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    # While a handler runs, nobody else may run it; past this time the run is presumed dead.
+    locked_until = models.DateTimeField(null=True, blank=True, editable=False)
     error = models.TextField(_("error"), blank=True)
     handler = models.CharField(_("handler"), max_length=255, blank=True)
     received_at = models.DateTimeField(_("received"), default=timezone.now)

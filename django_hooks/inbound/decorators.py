@@ -7,6 +7,7 @@ runs its handler twice, even when both copies arrive at once, and records the ou
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import logging
@@ -26,7 +27,7 @@ from django_hooks.core.errors import InvalidSecret, InvalidSignature
 from django_hooks.core.payload import contains_nul
 from django_hooks.exceptions import ConfigurationError
 from django_hooks.inbound.verifiers import Verified, Verifier, get_verifier
-from django_hooks.models import InboundWebhook
+from django_hooks.models import INBOUND_LEASE, InboundWebhook
 
 logger = logging.getLogger("django_hooks.inbound")
 
@@ -100,6 +101,7 @@ def store_call(
     provider: str,
     handler: str,
     webhook_id: str,
+    locked_until: dt.datetime | None = None,
 ) -> tuple[InboundWebhook, bool]:
     """Insert the call; ``(existing, False)`` when this (source, id) is already stored."""
     record = InboundWebhook(
@@ -111,6 +113,7 @@ def store_call(
         body=body,
         payload=storable_payload(verified.payload, body),
         handler=handler,
+        locked_until=locked_until,
     )
     try:
         with transaction.atomic():
@@ -121,13 +124,12 @@ def store_call(
     return record, True
 
 
-def retake_failed(record: InboundWebhook) -> bool:
-    """Claim a call whose handler failed, so the sender's retry runs it again (once)."""
-    return bool(
-        InboundWebhook.objects.filter(pk=record.pk, status=InboundWebhook.Status.FAILED).update(
-            status=InboundWebhook.Status.RECEIVED
-        )
-    )
+def retake(record: InboundWebhook) -> bool:
+    """Claim a stored call whose handler failed or died, so the sender's retry runs it again."""
+    if not InboundWebhook.objects.filter(pk=record.pk).claim(timezone.now()):
+        return False
+    record.refresh_from_db(fields=["status", "attempts", "locked_until"])
+    return True
 
 
 def run_handler(
@@ -157,13 +159,18 @@ def run_handler(
     return response
 
 
+def lease_end() -> dt.datetime:
+    return timezone.now() + dt.timedelta(seconds=INBOUND_LEASE)
+
+
 def record_outcome(record: InboundWebhook, *, error: str) -> None:
     record.status = InboundWebhook.Status.FAILED if error else InboundWebhook.Status.PROCESSED
     record.error = error[:10_000]
     record.processed_at = timezone.now()
+    record.locked_until = None
     InboundWebhook.objects.filter(pk=record.pk).update(
         status=record.status, error=record.error, attempts=record.attempts,
-        processed_at=record.processed_at,
+        processed_at=record.processed_at, locked_until=None,
     )  # fmt: skip
 
 
@@ -223,14 +230,17 @@ def webhook_receiver(
                 logger.error("Webhook receiver %s has no usable secret", name, exc_info=True)
                 return error("receiver misconfigured", 500)
 
-            record = None
+            record, retaken = None, False
             if store:
                 record, created = store_call(
                     request, body, verified, source=name, provider=verifier.provider,
                     handler=path, webhook_id=dedupe_key(verifier, verified, body),
+                    locked_until=None if run_async else lease_end(),
                 )  # fmt: skip
-                if not created and (run_async or not retake_failed(record)):
-                    return JsonResponse({"status": "duplicate", "id": record.webhook_id})
+                if not created:
+                    retaken = not run_async and retake(record)
+                    if not retaken:
+                        return JsonResponse({"status": "duplicate", "id": record.webhook_id})
             call = WebhookCall(
                 id=verified.id or (record.webhook_id if record else ""),
                 type=verified.type,
@@ -247,7 +257,7 @@ def webhook_receiver(
 
                 transaction.on_commit(functools.partial(enqueue_call, record.pk))
                 return JsonResponse({"status": "accepted", "id": record.webhook_id}, status=202)
-            return run_handler(view, request, record, args, kwargs)
+            return run_handler(view, request, record, args, kwargs, counted=retaken)
 
         return receive
 

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils import timezone
 
 from django_hooks.conf import hooks_settings
 from django_hooks.core.retry import next_retry_delay
@@ -50,17 +51,10 @@ def process_call(record_id: int) -> str:
     """The RQ job: run the stored call's handler once; retry on exception per RETRY_SCHEDULE."""
     from django_hooks.inbound.decorators import HANDLERS, WebhookCall, run_handler
 
-    waiting = InboundWebhook.objects.filter(
-        pk=record_id, status__in=[InboundWebhook.Status.RECEIVED, InboundWebhook.Status.FAILED]
-    )
-    record = waiting.first()
-    if record is None:
-        return "already processed"
-    # Claim by bumping the attempt counter from the value read: of two jobs for one call, only
-    # one sees its update match, so the handler never runs twice at once.
-    if not waiting.filter(attempts=record.attempts).update(attempts=record.attempts + 1):
-        return "taken by another job"
-    record.attempts += 1
+    # A conditional update claims the call: of two jobs for one call, only one runs it.
+    if not InboundWebhook.objects.filter(pk=record_id).claim(timezone.now()):
+        return "already processed or running"
+    record = InboundWebhook.objects.get(pk=record_id)
     if record.handler not in HANDLERS:
         # Importing the view's module runs its decorator, which registers the handler; a
         # receiver from the INBOUND setting is registered by building it.
@@ -91,11 +85,29 @@ def process_call(record_id: int) -> str:
     return record.status
 
 
+def stranded_calls(*, grace: float = 60) -> Any:
+    """Calls whose handler never finished: queued jobs Redis lost, or runs that died mid-way."""
+    now = timezone.now()
+    return InboundWebhook.objects.filter(
+        status=InboundWebhook.Status.RECEIVED, received_at__lte=now - dt.timedelta(seconds=grace)
+    ).claimable(now)
+
+
 def reprocess(records: Any) -> int:
     """Run stored calls again (any status) on the queue; return how many were queued."""
     ids = list(records.values_list("pk", flat=True))
     InboundWebhook.objects.filter(pk__in=ids).update(
-        status=InboundWebhook.Status.RECEIVED, error=""
+        status=InboundWebhook.Status.RECEIVED, error="", locked_until=None
+    )
+    for pk in ids:
+        enqueue_call(pk)
+    return len(ids)
+
+
+def sweep_calls(*, grace: float = 60, limit: int = 10_000) -> int:
+    """Enqueue stranded calls' handlers again (``hooks_sweep`` runs this); return how many."""
+    ids = list(
+        stranded_calls(grace=grace).order_by("received_at").values_list("pk", flat=True)[:limit]
     )
     for pk in ids:
         enqueue_call(pk)

@@ -123,3 +123,33 @@ def test_a_nul_in_a_signed_json_body_is_stored_without_a_parsed_payload(client):
     assert record.payload is None and bytes(record.body) == body
     assert views.calls[0].payload["data"]["name"] == "a\x00b"
     views.calls.clear()
+
+
+def test_a_call_whose_handler_died_runs_again_once_its_lease_is_over(client, redis):
+    from tests.inbound.test_decorator import standard_post
+
+    views.calls.clear()
+    assert standard_post(client, "/hooks/standard/", msg_id="msg_dead").status_code == 204
+    # As if the process had died inside the handler: still "received", lease running.
+    future = timezone.now() + dt.timedelta(minutes=5)
+    InboundWebhook.objects.update(status="received", locked_until=future, processed_at=None)
+    again = standard_post(client, "/hooks/standard/", msg_id="msg_dead")
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+
+    InboundWebhook.objects.update(locked_until=timezone.now() - dt.timedelta(seconds=1))
+    assert standard_post(client, "/hooks/standard/", msg_id="msg_dead").status_code == 204
+    assert [call.id for call in views.calls] == ["msg_dead", "msg_dead"]
+    record = InboundWebhook.objects.get()
+    assert (record.status, record.attempts, record.locked_until) == ("processed", 2, None)
+
+    # With no sender retry, hooks_sweep finds it and a worker finishes it.
+    InboundWebhook.objects.update(
+        status="received", locked_until=timezone.now() - dt.timedelta(seconds=1),
+        received_at=timezone.now() - dt.timedelta(minutes=5),
+    )  # fmt: skip
+    out = io.StringIO()
+    call_command("hooks_sweep", stdout=out)
+    assert "Enqueued 1 unfinished inbound webhooks." in out.getvalue()
+    run_worker()
+    assert InboundWebhook.objects.get().status == "processed" and len(views.calls) == 3
+    views.calls.clear()

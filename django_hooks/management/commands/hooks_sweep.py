@@ -1,5 +1,6 @@
 """Re-enqueue webhook deliveries that are due but have no live job (lost by Redis, or whose
-worker died mid-attempt). Run it periodically, or keep it running with --loop SECONDS."""
+worker died mid-attempt), and received webhooks whose handler never finished. Run it
+periodically, or keep it running with --loop SECONDS."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django_hooks.inbound.tasks import sweep_calls
 from django_hooks.outbound.sweep import DEFAULT_GRACE, sweep
 
 
@@ -31,6 +33,7 @@ class Command(BaseCommand):
         while True:
             try:
                 count = sweep(grace=grace, limit=limit)
+                calls = sweep_calls(grace=grace, limit=limit)
             except ConnectionError as exc:
                 if loop is None:
                     raise CommandError(str(exc)) from None
@@ -38,6 +41,8 @@ class Command(BaseCommand):
             else:
                 if count or options["verbosity"] > 1:
                     self.stdout.write(f"Enqueued {count} stranded deliveries.")
+                if calls or options["verbosity"] > 1:
+                    self.stdout.write(f"Enqueued {calls} unfinished inbound webhooks.")
             if loop is None:
                 return
             time.sleep(loop)
