@@ -153,7 +153,9 @@ def deliver_batch(delivery_ids: Iterable[int]) -> BatchResult:
 
     with transaction.atomic():
         DeliveryAttempt.objects.bulk_create(attempts)
-        Delivery.objects.filter(claim_token=token).bulk_update(deliveries, RESULT_FIELDS)
+        written = Delivery.objects.filter(claim_token=token).bulk_update(deliveries, RESULT_FIELDS)
+        if written < len(deliveries):
+            drop_lost_claims(result, deliveries)
         endpoints = {d.endpoint_id: d.endpoint for d in deliveries}
         for endpoint_id in gone:
             if disable_endpoint(endpoints[endpoint_id], "The endpoint answered 410 Gone.", now=now):
@@ -162,6 +164,19 @@ def deliver_batch(delivery_ids: Iterable[int]) -> BatchResult:
             result.disabled.append(endpoint)
     send_outcome_signals(result, attempts)
     return result
+
+
+def drop_lost_claims(result: BatchResult, deliveries: list[Delivery]) -> None:
+    """Forget outcomes whose rows another worker took over (our lease had run out): their
+    results were not written, so no signal or retry may be sent for them."""
+    stored = dict(
+        Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).values_list("pk", "attempts")
+    )
+    lost = {d.pk for d in deliveries if stored.get(d.pk) != d.attempts}
+    logger.warning("Lost the lease of %d webhook deliveries mid-batch", len(lost))
+    result.succeeded = [d for d in result.succeeded if d.pk not in lost]
+    result.failed = [d for d in result.failed if d.pk not in lost]
+    result.retries = [(pk, when) for pk, when in result.retries if pk not in lost]
 
 
 def track_failures(

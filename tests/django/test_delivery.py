@@ -315,3 +315,27 @@ def test_cancelled_deliveries_are_never_sent_and_can_be_retried(receiver):
     assert retry_deliveries(Delivery.objects.all()) == 1
     drain()
     assert Delivery.objects.get().status == "succeeded" and len(receiver.requests) == 1
+
+
+def test_a_worker_that_lost_its_lease_writes_and_signals_nothing(receiver, caught, monkeypatch):
+    from django_hooks.outbound import delivery as delivery_module
+
+    Endpoint.objects.create(url=receiver.url())
+    django_hooks.send_event("order.paid", {})
+    pending = Delivery.objects.get()
+    real_send = delivery_module.send_attempt
+
+    def send_then_lose_the_lease(*args, **kwargs):
+        response = real_send(*args, **kwargs)
+        # Meanwhile another worker took over the expired lease and succeeded.
+        Delivery.objects.filter(pk=pending.pk).update(
+            claim_token=None, status="succeeded", attempts=5, completed_at=timezone.now()
+        )
+        return response
+
+    monkeypatch.setattr(delivery_module, "send_attempt", send_then_lose_the_lease)
+    receiver.script("/hook", Reply(500))
+    result = deliver([pending.pk])
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("succeeded", 5)
+    assert result["retrying"] == 0 and caught == []
