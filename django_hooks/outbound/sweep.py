@@ -35,8 +35,18 @@ def sweep(
     *, now: dt.datetime | None = None, grace: float = DEFAULT_GRACE, limit: int = 10_000
 ) -> int:
     """Enqueue up to ``limit`` stranded deliveries, oldest first; return how many."""
-    from django_hooks.outbound.tasks import enqueue_deliveries
+    from django_hooks.outbound.tasks import enqueue_deliveries, oldest_queued_at
 
+    now = now or timezone.now()
+    try:
+        head = oldest_queued_at()
+    except Exception:
+        raise ConnectionError("could not reach the queue's Redis; nothing was enqueued") from None
+    if head is not None:
+        # A backlog: jobs enqueued after the head have not run yet, so only what fell due
+        # before the head was enqueued can have lost its job. Sweeping more would only
+        # duplicate jobs still waiting their turn.
+        now = min(now, head)
     ids = list(
         stranded_deliveries(now=now, grace=grace)
         .order_by("next_attempt_at")

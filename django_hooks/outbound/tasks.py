@@ -73,6 +73,17 @@ def enqueue_deliveries(delivery_ids: Sequence[int]) -> int:
     return len(batches)
 
 
+def oldest_queued_at() -> dt.datetime | None:
+    """When the job at the head of the delivery queue was enqueued (None: the queue is empty)."""
+    queue = get_queue()
+    for job_id in queue.get_job_ids(0, 1):
+        job = queue.fetch_job(job_id)
+        if job is not None and job.enqueued_at is not None:
+            when = job.enqueued_at
+            return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    return None
+
+
 def schedule_retries(retries: Iterable[tuple[int, dt.datetime]]) -> None:
     """Enqueue retries at their time, one job per second of the schedule."""
     by_second: dict[int, list[int]] = {}

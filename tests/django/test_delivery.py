@@ -339,3 +339,20 @@ def test_a_worker_that_lost_its_lease_writes_and_signals_nothing(receiver, caugh
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("succeeded", 5)
     assert result["retrying"] == 0 and caught == []
+
+
+def test_the_sweep_leaves_a_backlog_alone(receiver, redis):
+    from django_hooks.outbound.tasks import get_queue
+
+    Endpoint.objects.create(url=receiver.url())
+    django_hooks.send_event("order.paid", {})
+    Delivery.objects.update(next_attempt_at=timezone.now() - dt.timedelta(minutes=5))
+    # The queue's head job was enqueued 10 minutes ago: everything due since is still queued.
+    (head_id,) = get_queue().get_job_ids(0, 1)
+    head = get_queue().fetch_job(head_id)
+    head.enqueued_at = timezone.now() - dt.timedelta(minutes=10)
+    head.save()
+    assert sweep(grace=0) == 0
+    # Once the backlog is gone (Redis lost it), the delivery is stranded and swept.
+    redis.flushdb()
+    assert sweep(grace=0) == 1
