@@ -147,8 +147,10 @@ def model_events(
 
     ``serializer`` is a DRF serializer class, a callable ``(instance) -> data``, or a dotted path
     to either; the default is ``model_to_dict``. ``owner`` is an attribute path such as
-    ``"organization"`` or a callable ``(instance) -> owner``. The event is recorded in the same
-    transaction as the change, so one never commits without the other.
+    ``"organization"`` or a callable ``(instance) -> owner``. The event is recorded in the
+    change's transaction: save inside ``transaction.atomic()`` (or with ``ATOMIC_REQUESTS``) so
+    that one never commits without the other; in autocommit Django has already committed the
+    row when ``post_save`` runs.
     """
     if isinstance(model, str):
         from django.apps import apps
