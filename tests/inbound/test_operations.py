@@ -153,3 +153,18 @@ def test_a_call_whose_handler_died_runs_again_once_its_lease_is_over(client, red
     run_worker()
     assert InboundWebhook.objects.get().status == "processed" and len(views.calls) == 3
     views.calls.clear()
+
+
+def test_only_one_claimant_may_run_a_call():
+    record = InboundWebhook.objects.create(
+        source="s", provider="standard", webhook_id="c", body=b""
+    )
+    calls = InboundWebhook.objects.filter(pk=record.pk)
+    now = timezone.now()
+    assert calls.claim(now) == 1
+    assert calls.claim(now) == 0  # held by the first run
+    assert calls.claim(now + dt.timedelta(seconds=301)) == 1  # that run is presumed dead
+    record.refresh_from_db()
+    assert (record.status, record.attempts) == ("received", 2)
+    InboundWebhook.objects.filter(pk=record.pk).update(status="processed", locked_until=None)
+    assert calls.claim(now + dt.timedelta(hours=1)) == 0
