@@ -77,11 +77,12 @@ def local_redis(*, use_env: bool = True, timeout: float = 10.0) -> Iterator[str]
 
 def run_worker(queue_name: str | None = None) -> bool:
     """Run one in-process burst worker (with the scheduler's due jobs); True if it did work."""
+    import django_rq
     from rq import SimpleWorker
 
     from django_hooks.outbound.tasks import get_queue
 
-    queue = get_queue() if queue_name is None else __import__("django_rq").get_queue(queue_name)
+    queue = get_queue() if queue_name is None else django_rq.get_queue(queue_name)
     worker = SimpleWorker([queue], connection=queue.connection)
     return bool(worker.work(burst=True, with_scheduler=True, logging_level="WARNING"))
 

@@ -65,7 +65,7 @@ def process_call(record_id: int) -> str:
             build_receiver(record.source)
     if record.handler not in HANDLERS:
         raise LookupError(f"no @webhook_receiver handler {record.handler!r} is importable")
-    view, _verifier = HANDLERS[record.handler]
+    view = HANDLERS[record.handler]
     request = StoredRequest(record)
     request.webhook = WebhookCall(  # type: ignore[attr-defined]
         id=record.webhook_id, type=record.event_type, payload=record.payload, timestamp=None,

@@ -199,9 +199,7 @@ class StripeVerifier(Verifier):
         *,
         now: float | None = None,
     ) -> int | None:
-        value = _header(headers, self.header)
-        if not value:
-            raise MissingHeader(f"missing {self.header} header")
+        value = _required_header(headers, self.header)
         timestamps: list[str] = []
         digests: list[bytes] = []
         for item in value.split(","):
@@ -284,12 +282,8 @@ class SlackVerifier(Verifier):
         *,
         now: float | None = None,
     ) -> int | None:
-        value = _header(headers, self.header)
-        if not value:
-            raise MissingHeader(f"missing {self.header} header")
-        raw_timestamp = _header(headers, self.timestamp_header)
-        if not raw_timestamp:
-            raise MissingHeader(f"missing {self.timestamp_header} header")
+        value = _required_header(headers, self.header)
+        raw_timestamp = _required_header(headers, self.timestamp_header)
         if not value.startswith("v0="):
             raise MalformedHeader(f"{self.header} header must start with v0=")
         digest = _unhex(value.removeprefix("v0="), _SHA256_BYTES)
@@ -383,9 +377,7 @@ class HMACVerifier(Verifier):
         *,
         now: float | None = None,
     ) -> int | None:
-        value = _header(headers, self.header)
-        if not value:
-            raise MissingHeader(f"missing {self.header} header")
+        value = _required_header(headers, self.header)
         decode = _unhex if self.encoding == "hex" else _unbase64
         digests = [
             digest
@@ -398,9 +390,7 @@ class HMACVerifier(Verifier):
         signed_at = None
         raw_timestamp = b""
         if self.timestamp_header:
-            text = _header(headers, self.timestamp_header)
-            if not text:
-                raise MissingHeader(f"missing {self.timestamp_header} header")
+            text = _required_header(headers, self.timestamp_header)
             signed_at = _check_timestamp(text, self.tolerance, now)
             raw_timestamp = text.encode()
         parts = {b"{body}": body, b"{timestamp}": raw_timestamp}
@@ -453,6 +443,14 @@ def _header(headers: Mapping[str, str], name: str) -> str:
             (v for k, v in headers.items() if isinstance(k, str) and k.lower() == wanted), None
         )
     return value.strip() if isinstance(value, str) else ""
+
+
+def _required_header(headers: Mapping[str, str], name: str) -> str:
+    """Return header ``name``, or raise ``MissingHeader`` naming it."""
+    value = _header(headers, name)
+    if not value:
+        raise MissingHeader(f"missing {name} header")
+    return value
 
 
 def _first_header(headers: Mapping[str, str], names: Sequence[str]) -> str:

@@ -50,7 +50,6 @@ class BatchResult:
     succeeded: list[Delivery] = field(default_factory=list)
     failed: list[Delivery] = field(default_factory=list)
     retries: list[tuple[int, dt.datetime]] = field(default_factory=list)
-    disabled: list[Endpoint] = field(default_factory=list)
 
 
 def claim(delivery_ids: Iterable[int], *, now: dt.datetime) -> tuple[uuid.UUID, list[Delivery]]:
@@ -158,10 +157,8 @@ def deliver_batch(delivery_ids: Iterable[int]) -> BatchResult:
             drop_lost_claims(result, deliveries)
         endpoints = {d.endpoint_id: d.endpoint for d in deliveries}
         for endpoint_id in gone:
-            if disable_endpoint(endpoints[endpoint_id], "The endpoint answered 410 Gone.", now=now):
-                result.disabled.append(endpoints[endpoint_id])
-        for endpoint in track_failures(endpoints, healthy, failing - healthy - gone, now=now):
-            result.disabled.append(endpoint)
+            disable_endpoint(endpoints[endpoint_id], "The endpoint answered 410 Gone.", now=now)
+        track_failures(endpoints, healthy, failing - healthy - gone, now=now)
     send_outcome_signals(result, attempts)
     return result
 
@@ -181,7 +178,7 @@ def drop_lost_claims(result: BatchResult, deliveries: list[Delivery]) -> None:
 
 def track_failures(
     endpoints: dict[int, Endpoint], healthy: set[int], failing: set[int], *, now: dt.datetime
-) -> list[Endpoint]:
+) -> None:
     """Keep ``failing_since`` and disable endpoints failing continuously for DISABLE_AFTER.
 
     As Svix does: the clock starts at the first failure after the last success, and any success
@@ -196,15 +193,12 @@ def track_failures(
             failing_since=now
         )
     limit = now - dt.timedelta(seconds=hooks_settings.DISABLE_AFTER)
-    disabled = []
     for pk in failing:
         since = endpoints[pk].failing_since
         if since is not None and since <= limit:
             days = hooks_settings.DISABLE_AFTER / 86400
             reason = f"Every delivery failed for {days:g} days (since {since:%Y-%m-%d %H:%M} UTC)."
-            if disable_endpoint(endpoints[pk], reason, now=now):
-                disabled.append(endpoints[pk])
-    return disabled
+            disable_endpoint(endpoints[pk], reason, now=now)
 
 
 def send_attempt(
