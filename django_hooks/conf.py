@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     # (None keeps them forever).
     "INBOUND_RETENTION": 30 * 24 * 3600,
     "EVENT_RETENTION": 90 * 24 * 3600,
+    # Event type of the test events sent from the admin, the API and hooks_send_test.
+    "TEST_EVENT_TYPE": "webhook.test",
 }
 
 

@@ -20,6 +20,7 @@ from django_hooks.core.errors import (
 __all__ = [
     "ConfigurationError",
     "DecryptionError",
+    "EndpointNotReceiving",
     "EndpointValidationError",
     "HooksError",
     "InvalidEventType",
@@ -57,3 +58,7 @@ class InvalidEventType(HooksError, ValueError):
 
 class EndpointValidationError(HooksError, ValidationError):
     """An endpoint's fields are invalid; ``message_dict`` names each field and reason."""
+
+
+class EndpointNotReceiving(HooksError):
+    """The endpoint is inactive or disabled, so nothing can be sent to it until it is enabled."""
