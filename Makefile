@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint format typecheck serve clean check-python
+.PHONY: demo test lint format typecheck docs serve clean check-python
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "django-hooks needs Python 3.11+; run: make PYTHON=python3.11 ...")'
@@ -40,6 +40,11 @@ format: $(VENV)/.test-installed
 typecheck: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[typing]"
 	$(BIN)/python -m mypy django_hooks
+
+## docs: build the documentation site into build/site (warnings are errors)
+docs: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir build/site
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info example_project/db.sqlite3
