@@ -109,9 +109,14 @@ def test_the_quickstart_works_verbatim(dist, tmp_path, redis_url):
             else:
                 log = tmp_path / f"terminal-{len(background)}.log"
                 background.append(
-                    subprocess.Popen(["bash", "-ec", script], cwd=tmp_path, env=env,
-                                     stdout=log.open("w"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)  # fmt: skip
+                    subprocess.Popen(
+                        ["bash", "-ec", script],
+                        cwd=tmp_path,
+                        env=env,
+                        stdout=log.open("w"),
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )  # fmt: skip
                 )
                 if "runserver" in code:
                     wait_for_port(port, background[-1], log)
@@ -124,7 +129,9 @@ def test_the_quickstart_works_verbatim(dist, tmp_path, redis_url):
             output = result.stdout
         assert last_line(output) == "succeeded"
         server_log = (tmp_path / "terminal-0.log").read_text()
-        assert re.search(r"received order\.paid msg_\w+: \{'id': 42, 'total': '9\.90'\}", server_log)
+        assert re.search(
+            r"received order\.paid msg_\w+: \{'id': 42, 'total': '9\.90'\}", server_log
+        )
     finally:
         for process in background:
             with contextlib.suppress(ProcessLookupError):
