@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: demo test lint format typecheck docs serve clean check-python
+.PHONY: demo test lint format typecheck docs bench serve clean check-python
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "django-hooks needs Python 3.11+; run: make PYTHON=python3.11 ...")'
@@ -40,6 +41,11 @@ format: $(VENV)/.test-installed
 typecheck: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[typing]"
 	$(BIN)/python -m mypy django_hooks
+
+## bench: the performance suite against its references, written to benchmarks/RESULTS.md
+bench: $(VENV)/.test-installed
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 ## docs: build the documentation site into build/site (warnings are errors)
 docs: $(BIN)/python
