@@ -26,8 +26,12 @@ def end_to_end_section(db: str, e2e: dict[str, Any], targets: list[str]) -> list
     ]
     for name, label in [("requests", "bare `requests.Session` loop (trust_env off)"),
                         ("urllib3", "bare `urllib3` loop"),
-                        ("workers_1", "django-hooks, 1 worker process"),
-                        ("workers_2", "django-hooks, 2 worker processes")]:  # fmt: skip
+                        ("workers_1", "django-hooks, 1 `SimpleWorker` process"),
+                        ("workers_2", "django-hooks, 2 `SimpleWorker` processes"),
+                        ("fork_1", "django-hooks, 1 forking `Worker` (RQ's default)"),
+                        ("pool_2", "django-hooks, `rqworker-pool --num-workers 2`")]:  # fmt: skip
+        if name not in runs:
+            continue
         median = runs[name]["median"]
         lines.append(
             f"| {label} | {spread(runs[name])} | {median / ref:.2f} | "
