@@ -25,3 +25,13 @@ def id_timestamp(identifier: str) -> float:
     for char in identifier[-26:]:
         value = value * 32 + _ALPHABET.index(char)
     return (value >> 80) / 1000
+
+
+def first_id_at(now: float, prefix: str = "") -> str:
+    """The smallest id ``new_id`` can make at ``now``: every id made later sorts after it."""
+    value = int(now * 1000) << 80
+    chars = []
+    for _ in range(26):
+        value, index = divmod(value, 32)
+        chars.append(_ALPHABET[index])
+    return prefix + "".join(reversed(chars))
