@@ -40,6 +40,7 @@ from django.db import models, transaction
 from django.db.models import Q
 
 from django_hooks.conf import hooks_settings
+from django_hooks.core import ids
 from django_hooks.core.ids import first_id_at, id_timestamp, new_id
 from django_hooks.core.payload import PayloadEncoder
 from django_hooks.models import Event, owner_q
@@ -54,8 +55,7 @@ CHANNEL_PREFIX = "django_hooks:feed:"
 
 
 def clock() -> float:
-    """Seconds since the epoch (a function so tests can move time)."""
-    return time.time()
+    return ids.clock()
 
 
 def lag() -> float:
