@@ -322,14 +322,22 @@ class Feed:
                 await client.aclose(close_connection_pool=True)
 
 
+_ASYNC_KEYS = ("host", "port", "db", "username", "password", "path", "client_name",
+               "socket_connect_timeout", "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs",
+               "ssl_ca_certs", "ssl_check_hostname")  # fmt: skip
+
+
 def _async_client() -> Any:
     """An asyncio client of the queue's Redis (same server and credentials), or None."""
     try:
         import redis.asyncio as aioredis
 
-        kwargs = dict(_redis().connection_pool.connection_kwargs)
+        pool = _redis().connection_pool
+        kwargs = {k: v for k, v in pool.connection_kwargs.items() if k in _ASYNC_KEYS}
         if "path" in kwargs:
             kwargs["connection_class"] = aioredis.UnixDomainSocketConnection
+        elif "SSL" in getattr(pool.connection_class, "__name__", ""):
+            kwargs["connection_class"] = aioredis.SSLConnection
         return aioredis.Redis(connection_pool=aioredis.ConnectionPool(**kwargs))
     except Exception:
         logger.warning("Feed wake-ups unavailable (Redis); polling instead", exc_info=True)

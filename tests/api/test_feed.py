@@ -247,6 +247,34 @@ def test_the_stream_works_under_asgi_and_resumes(alice, redis, time_travel):
     assert [data["id"] for _, _, data in events] == [e.pk for e in sent[1:]]
 
 
+def test_an_asgi_stream_is_woken_by_a_commit(alice, redis):
+    settings = {**STREAM, "FEED_STREAM_LIFETIME": 3, "FEED_HEARTBEAT": 10}
+    chunks = []
+
+    async def listen():
+        client = AsyncClient()
+        await client.aforce_login(alice)
+        response = await client.get(API + "events/stream/")
+        async for chunk in response.streaming_content:
+            chunks.append((time.monotonic(), chunk.decode()))
+
+    def run():
+        try:
+            with override_settings(DJANGO_HOOKS=settings):
+                async_to_sync(listen)()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_for_subscriber(redis, feed.owner_channel(alice))  # subscribed with asyncio Redis
+    committed = time.monotonic()
+    event = django_hooks.send_event("order.paid", {}, owner=alice)
+    thread.join(10)
+    [arrived] = [t for t, c in chunks if event.pk in c]
+    assert arrived - committed < 2, arrived - committed
+
+
 def test_a_bad_last_event_id_is_400(as_alice):
     response = as_alice.get(API + "events/stream/", HTTP_LAST_EVENT_ID="garbage")
     assert response.status_code == 400 and "after" in response.json()
