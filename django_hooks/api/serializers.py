@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from rest_framework import serializers
 
 from django_hooks.exceptions import EndpointValidationError
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event
+from django_hooks.outbound.sweep import enable_endpoint
 
 MAX_GRACE_PERIOD = 7 * 24 * 3600
 
@@ -47,9 +49,15 @@ class EndpointSerializer(serializers.ModelSerializer):
         return self._save(instance)
 
     def update(self, instance: Endpoint, validated_data: dict[str, Any]) -> Endpoint:
+        # Setting is_active on an endpoint disabled for failing re-enables it, as in the admin.
+        reenable = validated_data.get("is_active") is True and instance.disabled_at is not None
         for name, value in validated_data.items():
             setattr(instance, name, value)
-        return self._save(instance)
+        with transaction.atomic():
+            self._save(instance)
+            if reenable:
+                enable_endpoint(instance)
+        return instance
 
 
 class SecretSerializer(serializers.Serializer):

@@ -226,3 +226,14 @@ def test_deliveries_filter_by_endpoint_event_and_status(as_alice, alice, receive
     assert bad.status_code == 400 and "status" in bad.json()
     detail = as_alice.get(API + f"events/{event.pk}/").json()
     assert {d["endpoint"] for d in detail["deliveries"]} == {endpoint.pk, other.pk}
+
+
+def test_setting_is_active_re_enables_an_endpoint_disabled_for_failing(as_alice):
+    with override_settings(DJANGO_HOOKS=SETTINGS):
+        pk = create(as_alice, url="http://127.0.0.1:9/").json()["id"]
+    Endpoint.objects.filter(pk=pk).update(disabled_at=timezone.now(), disabled_reason="410 Gone")
+    shown = as_alice.get(API + f"endpoints/{pk}/").json()
+    assert shown["is_receiving"] is False and shown["disabled_reason"] == "410 Gone"
+    response = as_alice.patch(API + f"endpoints/{pk}/", {"is_active": True}, format="json")
+    assert response.json()["is_receiving"] is True and response.json()["disabled_at"] is None
+    assert Endpoint.objects.get().is_receiving
