@@ -21,8 +21,7 @@ try:
     from drf_spectacular.views import SpectacularAPIView
 except ImportError:  # the optional extra is not installed
     SPECTACULAR = False
-    AutoSchema = None
-    OpenApiTypes = None
+    AutoSchema = OpenApiTypes = None  # type: ignore[misc,assignment]
 
     def extend_schema(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:  # type: ignore[no-redef]
         return lambda target: target

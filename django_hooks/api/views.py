@@ -27,6 +27,7 @@ from django_hooks.api.feed import MAX_LIMIT, MAX_WAIT, Feed, InvalidCursor, chec
 from django_hooks.api.idempotency import idempotent
 from django_hooks.api.permissions import HasOwner, request_owner
 from django_hooks.api.schema import (
+    SPECTACULAR,
     OpenApiParameter,
     OpenApiTypes,
     extend_schema,
@@ -280,7 +281,7 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedViewSe
 
     @extend_schema(
         parameters=[StreamQuery, OpenApiParameter("Last-Event-ID", str, "header", required=False)],
-        responses={(200, "text/event-stream"): OpenApiTypes.STR if OpenApiTypes else None},
+        responses={(200, "text/event-stream"): OpenApiTypes.STR if SPECTACULAR else None},
     )
     @action(detail=False, methods=["get"], pagination_class=None,
             renderer_classes=[JSONRenderer, EventStreamRenderer])  # fmt: skip
