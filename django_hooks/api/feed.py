@@ -99,7 +99,8 @@ def on_event_saved(sender: Any, instance: Event, created: bool, raw: bool = Fals
     def committed() -> None:
         event_committed(pk, position, channel, using=using)
 
-    transaction.on_commit(committed, using=using)
+    # robust: a failure here is logged, never raised to the code that just committed.
+    transaction.on_commit(committed, using=using, robust=True)
 
 
 def event_committed(pk: str, position: str, channel: str, *, using: str | None = None) -> str:

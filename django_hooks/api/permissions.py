@@ -49,7 +49,8 @@ def request_owner(request: Request) -> models.Model | None:
 class HasOwner(BasePermission):
     """Added after the project's DRF permission classes: a request with no owner is refused."""
 
-    message = "Authentication credentials were not provided."
+    # Seen only by authenticated requests whose owner resolver returned None.
+    message = "This account cannot manage webhooks."
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return request_owner(request) is not None

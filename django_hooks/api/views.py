@@ -34,7 +34,7 @@ from django_hooks.api.schema import (
     view_schema,
 )
 from django_hooks.core.errors import PayloadError
-from django_hooks.event_types import declared_event_types
+from django_hooks.event_types import check_declared, declared_event_types
 from django_hooks.exceptions import EndpointNotReceiving, InvalidEventType
 from django_hooks.models import SUBSCRIPTION_RE, Delivery, Endpoint, Event, owner_q
 from django_hooks.outbound.operations import delivery_counts, recover_deliveries, send_test_event
@@ -123,6 +123,8 @@ class EndpointViewSet(
         body = s.TestEventSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
+            if "event_type" in body.validated_data:
+                check_declared(body.validated_data["event_type"])
             event = send_test_event(endpoint, **body.validated_data)
         except EndpointNotReceiving as exc:
             return Response({"detail": str(exc), "code": "endpoint_not_receiving"}, status=409)

@@ -68,6 +68,16 @@ def test_strict_mode_refuses_undeclared_types_to_send_and_subscribe(order_paid, 
                                                       "event_types": ["invoice.*"]}, format="json")  # fmt: skip
         assert response.status_code == 400
         assert "invoice.*" in response.json()["event_types"][0]
+        mine = as_alice.post(
+            API + "endpoints/", {"url": "http://127.0.0.1:9/"}, format="json"
+        ).json()
+        undeclared = as_alice.post(API + f"endpoints/{mine['id']}/test/",
+                                   {"event_type": "order.refunded"}, format="json")  # fmt: skip
+        assert undeclared.status_code == 400 and "not a declared" in undeclared.json()["detail"]
+        assert (
+            as_alice.post(API + f"endpoints/{mine['id']}/test/", {}, format="json").status_code
+            == 202
+        )
 
 
 def test_without_strict_mode_anything_goes():
