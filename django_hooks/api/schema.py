@@ -81,5 +81,40 @@ def schema_view() -> Callable[..., Any]:
             "DESCRIPTION": "Manage webhook endpoints, see what was sent, retry, and pull events.",
             "VERSION": __version__,
             "COMPONENT_SPLIT_REQUEST": True,
+            "POSTPROCESSING_HOOKS": [
+                "drf_spectacular.hooks.postprocess_schema_enums",
+                "django_hooks.api.schema.document_errors",
+            ],
         },
     )
+
+
+ERRORS = {
+    "400": "Invalid input: each field named with its reasons, or a `detail`.",
+    "401": "Not authenticated (with a challenge).",
+    "403": "Not authenticated, or not allowed.",
+    "404": "Not found (or not yours), or an unknown `format`.",
+}
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": "`detail` (and `code`) or, for invalid input, field names with reasons.",
+    "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
+    "additionalProperties": True,
+}
+
+
+def document_errors(result: dict[str, Any], generator: Any, **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular hook: the error answers every operation can give, in one schema."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for operations in result.get("paths", {}).values():
+        for method, operation in operations.items():
+            errors = dict(ERRORS)
+            if method == "post":
+                errors["409"] = "Conflicts with the object's state or a request in progress."
+                errors["422"] = "The Idempotency-Key was used for another request."
+            for code, description in errors.items():
+                operation["responses"].setdefault(
+                    code, {"description": description, "content": error}
+                )
+    return result

@@ -7,6 +7,7 @@ Every queryset is filtered by the request's owner (``API_OWNER``): another owner
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from django.core.handlers.asgi import ASGIRequest
@@ -15,7 +16,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -49,6 +50,15 @@ class NewestFirst(CursorPagination):
     page_size_query_param = "limit"
     max_page_size = 250
 
+    def decode_cursor(self, request: Request) -> Any:
+        # A bad cursor is bad input (400), not a missing page (DRF's 404).
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise ValidationError(
+                {"cursor": ["Invalid cursor: follow the next and previous links unchanged."]}
+            ) from None
+
 
 class EventStreamRenderer(BaseRenderer):
     """Lets ``Accept: text/event-stream`` through content negotiation (errors render as JSON)."""
@@ -76,6 +86,17 @@ class OwnedViewSet(viewsets.GenericViewSet):
     def owner(self) -> Any:
         return request_owner(self.request)
 
+    # Any path segment routes here, so a malformed id is this API's JSON 404, not Django's page.
+    lookup_value_regex = "[^/]+"
+    id_pattern = re.compile(r"^[0-9]{1,18}$")
+
+    def get_object(self) -> Any:
+        if not self.id_pattern.match(
+            self.kwargs.get(self.lookup_url_kwarg or self.lookup_field, "")
+        ):
+            raise NotFound()
+        return super().get_object()
+
 
 def _query(request: Request, serializer_class: type[serializers.Serializer]) -> dict[str, Any]:
     params = serializer_class(data=request.query_params)
@@ -102,7 +123,6 @@ class EndpointViewSet(
 ):  # fmt: skip
     serializer_class = s.EndpointSerializer
     pagination_class = NewestFirst
-    lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self) -> QuerySet[Endpoint]:
         return Endpoint.objects.filter(owner_q(self.owner))
@@ -230,7 +250,7 @@ class StreamQuery(serializers.Serializer):
 
 class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedViewSet):
     pagination_class = NewestFirst
-    lookup_value_regex = r"[A-Za-z0-9_]{1,40}"
+    id_pattern = re.compile(r"^msg_[0-9A-Z]{26}$")
 
     def get_serializer_class(self) -> type[serializers.Serializer]:
         return s.EventDetailSerializer if self.action == "retrieve" else s.EventSerializer
@@ -259,6 +279,17 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedViewSe
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Events, newest first."""
         return super().list(request, *args, **kwargs)
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        # Errors of the stream route are JSON even when the client accepts only events.
+        if isinstance(response, Response) and isinstance(
+            getattr(request, "accepted_renderer", None), EventStreamRenderer
+        ):
+            request.accepted_renderer, request.accepted_media_type = (
+                JSONRenderer(),
+                "application/json",
+            )
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def _feed(self, types: str | None) -> Feed:
         return Feed(self.owner, _type_patterns(types))
@@ -316,7 +347,6 @@ class DeliveryFilter(serializers.Serializer):
 
 class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedViewSet):
     pagination_class = NewestFirst
-    lookup_value_regex = r"[0-9]{1,18}"
 
     def get_serializer_class(self) -> type[serializers.Serializer]:
         return s.DeliveryDetailSerializer if self.action == "retrieve" else s.DeliverySerializer
