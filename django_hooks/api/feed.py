@@ -145,8 +145,11 @@ def types_q(types: list[str]) -> Q:
 
 
 def check_cursor(after: str | None) -> str:
+    """A cursor from the client: empty (from the oldest event), ``now``, or a ``next`` value."""
     if not after:
         return ""
+    if after == "now":
+        return horizon()
     if not CURSOR_RE.match(after):
         raise InvalidCursor(f"{after!r} is not a feed cursor: pass back a `next` value unchanged.")
     return after

@@ -230,8 +230,9 @@ class EventFilter(s.WindowSerializer):
 
 
 class FeedQuery(serializers.Serializer):
-    after = serializers.CharField(required=False, allow_blank=True,
-                                  help_text="The `next` cursor of the previous page.")  # fmt: skip
+    after = serializers.CharField(
+        required=False, allow_blank=True, help_text="The `next` cursor of a page, or `now`."
+    )
     types = serializers.CharField(required=False, allow_blank=True,
                                   help_text='Comma-separated types; "order.*" works.')  # fmt: skip
     limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LIMIT, default=100)
@@ -243,7 +244,9 @@ class FeedQuery(serializers.Serializer):
 
 class StreamQuery(serializers.Serializer):
     after = serializers.CharField(
-        required=False, allow_blank=True, help_text="Resume after this cursor (or Last-Event-ID)."
+        required=False,
+        allow_blank=True,
+        help_text="Resume after this cursor (or Last-Event-ID), or `now`.",
     )
     types = serializers.CharField(required=False, allow_blank=True)
 

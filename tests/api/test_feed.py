@@ -50,6 +50,16 @@ def test_the_feed_serves_events_oldest_first_with_cursors(as_alice, alice, bob, 
     assert len(follow(as_alice)[0]) == 6  # both types, Alice's only
 
 
+def test_after_now_skips_the_history(as_alice, alice, time_travel):
+    django_hooks.send_event("order.paid", {}, owner=alice)
+    time_travel.advance(1)
+    page = as_alice.get(API + "events/feed/", {"after": "now"}).json()
+    assert page["data"] == []
+    newer = django_hooks.send_event("order.paid", {}, owner=alice)
+    time_travel.advance(1)
+    assert follow(as_alice, page["next"])[0] == [newer.pk]
+
+
 def test_the_feed_waits_for_the_visibility_lag(as_alice, alice, time_travel):
     event = django_hooks.send_event("order.paid", {}, owner=alice)
     assert follow(as_alice)[0] == []
