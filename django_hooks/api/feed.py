@@ -220,13 +220,12 @@ class Feed:
     def wait(self, after: str = "", limit: int = 100, timeout: float = 0) -> Page:
         """``page()``, or if it is empty, wait up to ``timeout`` seconds for a matching event."""
         timeout = max(0.0, min(float(timeout), MAX_WAIT))
-        page = self.page(after, limit)
-        if page.events or timeout <= 0:
-            return page
+        if timeout <= 0:
+            return self.page(after, limit)
         deadline = time.monotonic() + timeout
         pubsub = self._subscribe()
         try:
-            # Subscribed first, then read again: nothing committed in between is missed.
+            # Subscribed before reading: an event committed after the read wakes us.
             page = self.page(after, limit)
             while not page.events:
                 remaining = deadline - time.monotonic()
@@ -246,8 +245,9 @@ class Feed:
 
     @staticmethod
     def sse_event(event: Event) -> str:
+        # Unnamed ("message") events, so EventSource.onmessage sees every type.
         body = json.dumps(event_payload(event), cls=PayloadEncoder, separators=(",", ":"))
-        return f"id: {event.feed_position}\nevent: {event.type}\ndata: {body}\n\n"
+        return f"id: {event.feed_position}\ndata: {body}\n\n"
 
     def stream(self, after: str = "") -> Iterator[str]:
         """Server-sent events (sync, for WSGI): events as they commit, heartbeats, then end."""

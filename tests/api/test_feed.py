@@ -183,7 +183,8 @@ def parse_sse(body: str):
                 name, value = line.split(": ", 1)
                 fields[name] = value
         if "data" in fields:
-            events.append((fields["id"], fields["event"], json.loads(fields["data"])))
+            data = json.loads(fields["data"])
+            events.append((fields["id"], data["type"], data))
     return events, comments
 
 
