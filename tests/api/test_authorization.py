@@ -194,3 +194,11 @@ def test_stats_window_is_validated(alice, as_alice):
         url, {"since": now.isoformat(), "until": (now - dt.timedelta(1)).isoformat()}
     )
     assert bad.status_code == 400 and "until" in bad.json()
+
+
+def test_an_unimportable_owner_resolver_is_a_configuration_error(as_alice):
+    from django_hooks.exceptions import ConfigurationError
+
+    with override_settings(DJANGO_HOOKS={"API_OWNER": "tests.api.nowhere.owner"}):
+        with pytest.raises(ConfigurationError, match="API_OWNER"):
+            as_alice.get(API + "endpoints/")
