@@ -17,3 +17,12 @@ class DjangoHooksConfig(AppConfig):
 
         setting_changed.connect(reload_hooks_settings, dispatch_uid="django_hooks.settings")
         connect_model_events_setting()
+
+        # The pull feed checks each event's position when its transaction commits.
+        from django.db.models.signals import post_save
+
+        from django_hooks.api.feed import on_event_saved
+
+        post_save.connect(
+            on_event_saved, sender="django_hooks.Event", dispatch_uid="django_hooks.feed"
+        )

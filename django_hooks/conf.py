@@ -53,6 +53,17 @@ DEFAULTS: dict[str, Any] = {
     "EVENT_RETENTION": 90 * 24 * 3600,
     # Event type of the test events sent from the admin, the API and hooks_send_test.
     "TEST_EVENT_TYPE": "webhook.test",
+    # The event type catalogue: {"order.paid": {"description": ..., "schema": {...}}} or names.
+    "EVENT_TYPES": {},
+    # Refuse to send, or subscribe endpoints to, event types that are not declared.
+    "STRICT_EVENT_TYPES": False,
+    # REST API: dotted path to callable(request) -> owner or None (None: the request is refused).
+    "API_OWNER": "django_hooks.api.permissions.authenticated_user",
+    # Event feed: seconds an event waits before the feed serves it (see django_hooks.api.feed).
+    "FEED_LAG": 0.5,
+    # Server-sent events: seconds between heartbeat comments, and how long one stream lasts.
+    "FEED_HEARTBEAT": 15,
+    "FEED_STREAM_LIFETIME": 300,
 }
 
 

@@ -37,6 +37,11 @@ def new_event_id() -> str:
     return new_id("msg_")
 
 
+def new_feed_position() -> str:
+    """A time-sortable position in the event feed (see ``django_hooks.api.feed``)."""
+    return new_id("")
+
+
 def subscription_patterns(event_type: str) -> list[str]:
     """The subscriptions that match ``event_type``: itself and each ``prefix.*`` above it."""
     parts = event_type.split(".")
@@ -198,6 +203,15 @@ class Endpoint(OwnedModel):
             errors["event_types"] = [
                 'Must be a list of event types such as "order.paid", "order.*" or "*".'
             ]
+        elif self.event_types:
+            from django_hooks.event_types import undeclared_subscriptions
+
+            undeclared = undeclared_subscriptions(self.event_types)
+            if undeclared:
+                errors["event_types"] = [
+                    f"{', '.join(map(repr, undeclared))} match no declared event type "
+                    "(STRICT_EVENT_TYPES is on)."
+                ]
         header_errors = header_problems(self.headers)
         if header_errors:
             errors["headers"] = header_errors
@@ -250,6 +264,8 @@ class Event(OwnedModel):
     data = models.JSONField(_("data"), encoder=PayloadEncoder)
     idempotency_key = models.CharField(_("idempotency key"), max_length=255, null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    # Where the event sits in the pull feed; moved forward if its transaction committed late.
+    feed_position = models.CharField(max_length=26, default=new_feed_position, editable=False)
 
     class Meta:
         verbose_name = _("event")
@@ -257,6 +273,9 @@ class Event(OwnedModel):
         indexes = [
             models.Index(fields=["type", "created_at"], name="hooks_event_type"),
             models.Index(fields=["owner_content_type", "owner_id", "id"], name="hooks_event_owner"),
+            models.Index(
+                fields=["owner_content_type", "owner_id", "feed_position"], name="hooks_event_feed"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -407,3 +426,28 @@ class InboundWebhook(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.webhook_id}"
+
+
+class IdempotencyKey(OwnedModel):
+    """A REST API ``Idempotency-Key``: the first request's fingerprint and response, for 24 h."""
+
+    key = models.CharField(max_length=255)
+    # sha256 of method, path and body: the same key with another request is refused.
+    fingerprint = models.CharField(max_length=64)
+    # None while the first request runs.
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("idempotency key")
+        verbose_name_plural = _("idempotency keys")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner_content_type", "owner_id", "key"], name="hooks_idempotency_key"
+            )
+        ]
+        indexes = [models.Index(fields=["created_at"], name="hooks_idempotency_created")]
+
+    def __str__(self) -> str:
+        return self.key

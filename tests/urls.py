@@ -14,4 +14,5 @@ urlpatterns = [
     path("hooks/small/", views.small),
     path("hooks/api-github/", views.GitHubAPIHook.as_view()),
     path("hooks/in/", include("django_hooks.inbound.urls")),
+    path("api/hooks/", include("django_hooks.api.urls")),
 ]

@@ -8,9 +8,14 @@ import time
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32: no I, L, O, U
 
 
+def clock() -> float:
+    """Seconds since the epoch, for ids and the event feed (one function tests can move)."""
+    return time.time()
+
+
 def new_id(prefix: str = "msg_", *, now: float | None = None) -> str:
     """Return ``prefix`` + 26 characters that sort by creation time (to the millisecond)."""
-    millis = int((time.time() if now is None else now) * 1000)
+    millis = int((clock() if now is None else now) * 1000)
     value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
     chars = []
     for _ in range(26):
@@ -25,3 +30,13 @@ def id_timestamp(identifier: str) -> float:
     for char in identifier[-26:]:
         value = value * 32 + _ALPHABET.index(char)
     return (value >> 80) / 1000
+
+
+def first_id_at(now: float, prefix: str = "") -> str:
+    """The smallest id ``new_id`` can make at ``now``: every id made later sorts after it."""
+    value = int(now * 1000) << 80
+    chars = []
+    for _ in range(26):
+        value, index = divmod(value, 32)
+        chars.append(_ALPHABET[index])
+    return prefix + "".join(reversed(chars))

@@ -15,6 +15,7 @@ from django.utils.module_loading import import_string
 
 from django_hooks.conf import hooks_settings
 from django_hooks.core.payload import encode_body
+from django_hooks.event_types import check_declared
 from django_hooks.exceptions import ConfigurationError, InvalidEventType
 from django_hooks.models import EVENT_TYPE_RE, Delivery, Endpoint, Event, owner_q
 
@@ -45,6 +46,7 @@ def send_event(
     The same ``(owner, idempotency_key)`` returns the first event and records nothing new.
     """
     validate_event_type(event_type)
+    check_declared(event_type)  # STRICT_EVENT_TYPES
     if idempotency_key is not None and (
         not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255
     ):

@@ -1,0 +1,125 @@
+"""``Idempotency-Key`` on POST actions: the same key and request within 24 h get the first
+response again and cause no second effect; the same key with another request is refused.
+
+Keys are scoped per owner. The first request claims the key in its own transaction (so a
+concurrent duplicate sees it in progress), then runs the action and stores the response in one
+transaction: a crash leaves neither an effect without its stored response nor the reverse.
+Only successful responses are stored; a refused request may be sent again with the same key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.http.request import RawPostDataException
+from django.utils import timezone
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
+
+from django_hooks.api.permissions import request_owner
+from django_hooks.models import IdempotencyKey, owner_q
+
+HEADER = "Idempotency-Key"
+KEEP = dt.timedelta(hours=24)
+# A claim older than this without a stored response belongs to a request that died.
+ABANDONED = dt.timedelta(minutes=5)
+
+
+def fingerprint(request: Request) -> str:
+    try:
+        body = request._request.body
+    except RawPostDataException:
+        body = json.dumps(request.data, sort_keys=True, cls=JSONEncoder).encode()
+    digest = hashlib.sha256()
+    for part in (request.method or "").encode(), request.path.encode(), body:
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()
+
+
+def _error(code: int, detail: str) -> Response:
+    return Response({"detail": detail, "code": "idempotency_key"}, status=code)
+
+
+def _claim(owner: Any, key: str, print_: str) -> tuple[IdempotencyKey | None, bool]:
+    """(the stored row, True if this request just claimed the key)."""
+    now = timezone.now()
+    with transaction.atomic():
+        existing = IdempotencyKey.objects.filter(owner_q(owner), key=key).first()
+        stale = existing is not None and (
+            existing.created_at < now - KEEP
+            or (existing.response_status is None and existing.created_at < now - ABANDONED)
+        )
+        if existing is not None and stale:
+            IdempotencyKey.objects.filter(pk=existing.pk, created_at=existing.created_at).delete()
+            existing = None
+        if existing is not None:
+            return existing, False
+        row = IdempotencyKey(key=key, fingerprint=print_, created_at=now)
+        row.owner = owner
+        try:
+            with transaction.atomic():
+                row.save(force_insert=True)
+        except IntegrityError:
+            # A concurrent request with the same key claimed it first.
+            return IdempotencyKey.objects.filter(owner_q(owner), key=key).first(), False
+        return row, True
+
+
+def idempotent(action: Callable[..., Response]) -> Callable[..., Response]:
+    """Decorate a viewset POST handler to honour the ``Idempotency-Key`` header."""
+
+    @functools.wraps(action)
+    def wrapper(view: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
+        key = request.headers.get(HEADER)
+        if key is None:
+            return action(view, request, *args, **kwargs)
+        if not 0 < len(key) <= 255 or not key.isprintable():
+            return _error(400, f"{HEADER} must be 1 to 255 printable characters.")
+        owner = request_owner(request)
+        print_ = fingerprint(request)
+        row, claimed = _claim(owner, key, print_)
+        if row is None:  # claimed and gone again in between: let the client retry
+            return _error(409, f"A request with this {HEADER} is in progress; retry shortly.")
+        if not claimed:
+            if row.fingerprint != print_:
+                return _error(
+                    422,
+                    f"This {HEADER} was used for a different request (another route or body) "
+                    "in the last 24 hours; use a new key for a new request.",
+                )
+            if row.response_status is None:
+                return _error(409, f"A request with this {HEADER} is in progress; retry shortly.")
+            response = Response(row.response_body, status=row.response_status)
+            response["Idempotent-Replayed"] = "true"
+            return response
+        try:
+            with transaction.atomic():
+                response = action(view, request, *args, **kwargs)
+                if status.is_success(response.status_code):
+                    body = json.loads(json.dumps(response.data, cls=JSONEncoder))
+                    IdempotencyKey.objects.filter(pk=row.pk).update(
+                        response_status=response.status_code, response_body=body
+                    )
+                else:
+                    IdempotencyKey.objects.filter(pk=row.pk).delete()
+        except BaseException:
+            IdempotencyKey.objects.filter(pk=row.pk).delete()
+            raise
+        return response
+
+    return wrapper
+
+
+def prune_idempotency_keys(now: dt.datetime | None = None) -> int:
+    """Delete keys older than 24 h; return how many."""
+    now = now or timezone.now()
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=now - KEEP).delete()
+    return deleted

@@ -1,0 +1,179 @@
+"""Serializers of the REST API. Secrets never appear here except in ``SecretSerializer``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from rest_framework import serializers
+
+from django_hooks.exceptions import EndpointValidationError
+from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event
+from django_hooks.outbound.sweep import enable_endpoint
+
+MAX_GRACE_PERIOD = 7 * 24 * 3600
+
+
+class EndpointSerializer(serializers.ModelSerializer):
+    event_types = serializers.ListField(
+        child=serializers.CharField(max_length=255), required=False, max_length=200,
+        help_text='Event types to receive; empty for all. "order.*" matches every order event.',
+    )  # fmt: skip
+    headers = serializers.DictField(
+        child=serializers.CharField(max_length=4096, allow_blank=True), required=False,
+        help_text="Extra headers sent with every request.",
+    )  # fmt: skip
+    is_receiving = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Endpoint
+        fields = [
+            "id", "url", "description", "event_types", "is_active", "headers",
+            "is_receiving", "disabled_at", "disabled_reason", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = ["disabled_at", "disabled_reason", "created_at", "updated_at"]
+        extra_kwargs = {"url": {"max_length": 2048}}
+
+    def _save(self, instance: Endpoint) -> Endpoint:
+        try:
+            instance.save()
+        except EndpointValidationError as exc:
+            # The model's own validation (SSRF guard, subscriptions, headers) names each field.
+            raise serializers.ValidationError(exc.message_dict) from None
+        return instance
+
+    def create(self, validated_data: dict[str, Any]) -> Endpoint:
+        owner = validated_data.pop("owner")
+        instance = Endpoint(**validated_data)
+        instance.owner = owner
+        return self._save(instance)
+
+    def update(self, instance: Endpoint, validated_data: dict[str, Any]) -> Endpoint:
+        # Setting is_active on an endpoint disabled for failing re-enables it, as in the admin.
+        reenable = validated_data.get("is_active") is True and instance.disabled_at is not None
+        for name, value in validated_data.items():
+            setattr(instance, name, value)
+        with transaction.atomic():
+            self._save(instance)
+            if reenable:
+                enable_endpoint(instance)
+        return instance
+
+
+class SecretSerializer(serializers.Serializer):
+    secret = serializers.CharField(read_only=True, help_text="The current whsec_ signing secret.")
+
+
+class RotateSecretSerializer(serializers.Serializer):
+    grace_period = serializers.IntegerField(
+        required=False, min_value=0, max_value=MAX_GRACE_PERIOD,
+        help_text="Seconds the old secret keeps signing (default: SECRET_GRACE_PERIOD).",
+    )  # fmt: skip
+
+
+class RotatedSecretSerializer(serializers.Serializer):
+    secret = serializers.CharField(read_only=True)
+    previous_expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class WindowSerializer(serializers.Serializer):
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        since, until = attrs.get("since"), attrs.get("until")
+        if since and until and until <= since:
+            raise serializers.ValidationError({"until": ["Must be later than since."]})
+        return attrs
+
+
+class RecoverSerializer(WindowSerializer):
+    since = serializers.DateTimeField(help_text="Redeliver failed deliveries created from then.")
+
+
+class RecoveredSerializer(serializers.Serializer):
+    recovered = serializers.IntegerField(help_text="Failed deliveries queued again.")
+
+
+class StatsSerializer(serializers.Serializer):
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    total = serializers.IntegerField()
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+    success_rate = serializers.FloatField(
+        allow_null=True, help_text="succeeded / (succeeded + failed); null if none finished."
+    )
+
+
+class TestEventSerializer(serializers.Serializer):
+    event_type = serializers.CharField(required=False, max_length=255)
+    data = serializers.JSONField(required=False)
+
+
+class EventTypeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    schema = serializers.JSONField(allow_null=True)
+
+
+class DeliverySummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Delivery
+        fields = ["id", "endpoint", "status", "attempts", "last_status_code", "next_attempt_at",
+                  "created_at", "completed_at"]  # fmt: skip
+
+
+class EventSerializer(serializers.ModelSerializer):
+    timestamp = serializers.DateTimeField(source="created_at", read_only=True)
+    data = serializers.JSONField()
+
+    class Meta:
+        model = Event
+        fields = ["id", "type", "timestamp", "data"]
+
+
+class EventDetailSerializer(EventSerializer):
+    deliveries = DeliverySummarySerializer(many=True, read_only=True)
+
+    class Meta(EventSerializer.Meta):
+        fields = [*EventSerializer.Meta.fields, "deliveries"]
+
+
+class FeedEventSerializer(EventSerializer):
+    cursor = serializers.CharField(source="feed_position", read_only=True)
+
+    class Meta(EventSerializer.Meta):
+        fields = [*EventSerializer.Meta.fields, "cursor"]
+
+
+class FeedPageSerializer(serializers.Serializer):
+    data = FeedEventSerializer(many=True)
+    next = serializers.CharField(help_text="Pass as ?after= to read on.")
+    has_more = serializers.BooleanField(help_text="True if more events are ready now.")
+
+
+class AttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeliveryAttempt
+        fields = ["number", "url", "status_code", "response_headers", "response_body", "error",
+                  "duration_ms", "created_at"]  # fmt: skip
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    event_type = serializers.CharField(source="event.type", read_only=True)
+
+    class Meta:
+        model = Delivery
+        fields = ["id", "event", "event_type", "endpoint", "status", "attempts",
+                  "next_attempt_at", "last_status_code", "last_error", "created_at",
+                  "completed_at"]  # fmt: skip
+
+
+class DeliveryDetailSerializer(DeliverySerializer):
+    attempt_log = AttemptSerializer(many=True, read_only=True)
+
+    class Meta(DeliverySerializer.Meta):
+        fields = [*DeliverySerializer.Meta.fields, "attempt_log"]

@@ -1,0 +1,390 @@
+"""The REST API: endpoints, event types, events and their feed, deliveries.
+
+Every queryset is filtered by the request's owner (``API_OWNER``): another owner's object is a
+404. Authentication and permission classes are the project's DRF defaults, plus ``HasOwner``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from django.core.handlers.asgi import ASGIRequest
+from django.db.models import Prefetch, QuerySet
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+from django_hooks.api import serializers as s
+from django_hooks.api.feed import MAX_LIMIT, MAX_WAIT, Feed, InvalidCursor, check_cursor
+from django_hooks.api.idempotency import idempotent
+from django_hooks.api.permissions import HasOwner, request_owner
+from django_hooks.api.schema import (
+    SPECTACULAR,
+    OpenApiParameter,
+    OpenApiTypes,
+    extend_schema,
+    view_schema,
+)
+from django_hooks.core.errors import PayloadError
+from django_hooks.event_types import check_declared, declared_event_types
+from django_hooks.exceptions import EndpointNotReceiving, InvalidEventType
+from django_hooks.models import SUBSCRIPTION_RE, Delivery, Endpoint, Event, owner_q
+from django_hooks.outbound.operations import delivery_counts, recover_deliveries, send_test_event
+from django_hooks.outbound.sweep import retry_deliveries
+
+STATS_WINDOW = dt.timedelta(hours=24)
+
+
+class NewestFirst(CursorPagination):
+    ordering = "-pk"
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 250
+
+    def decode_cursor(self, request: Request) -> Any:
+        # A bad cursor is bad input (400), not a missing page (DRF's 404).
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise ValidationError(
+                {"cursor": ["Invalid cursor: follow the next and previous links unchanged."]}
+            ) from None
+
+
+class EventStreamRenderer(BaseRenderer):
+    """Lets ``Accept: text/event-stream`` through content negotiation (errors render as JSON)."""
+
+    media_type = "text/event-stream"
+    format = "sse"
+    charset = "utf-8"
+
+    def render(self, data: Any, media_type: Any = None, context: Any = None) -> bytes:
+        return JSONRenderer().render(data)
+
+
+class OwnedViewSet(viewsets.GenericViewSet):
+    """Owner-scoped: the project's DRF authentication and permissions, plus an owner."""
+
+    schema = view_schema()
+
+    def get_authenticators(self) -> list[Any]:
+        return [auth() for auth in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
+
+    def get_permissions(self) -> list[Any]:
+        return [*(perm() for perm in api_settings.DEFAULT_PERMISSION_CLASSES), HasOwner()]
+
+    @property
+    def owner(self) -> Any:
+        return request_owner(self.request)
+
+    # Any path segment routes here, so a malformed id is this API's JSON 404, not Django's page.
+    lookup_value_regex = "[^/]+"
+    id_pattern = re.compile(r"^[0-9]{1,18}$")
+
+    def get_object(self) -> Any:
+        if not self.id_pattern.match(
+            self.kwargs.get(self.lookup_url_kwarg or self.lookup_field, "")
+        ):
+            raise NotFound()
+        return super().get_object()
+
+
+def _query(request: Request, serializer_class: type[serializers.Serializer]) -> dict[str, Any]:
+    params = serializer_class(data=request.query_params)
+    params.is_valid(raise_exception=True)
+    return dict(params.validated_data)
+
+
+def _type_patterns(value: str | None) -> list[str]:
+    patterns = [p.strip() for p in (value or "").split(",") if p.strip()]
+    bad = [p for p in patterns if not SUBSCRIPTION_RE.match(p) or len(p) > 255]
+    if bad:
+        raise ValidationError(
+            {"types": [f'{bad[0]!r} is not an event type or pattern such as "order.*".']}
+        )
+    return patterns
+
+
+# -- endpoints ------------------------------------------------------------------------------------
+
+
+class EndpointViewSet(
+    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin, mixins.DestroyModelMixin, OwnedViewSet,
+):  # fmt: skip
+    serializer_class = s.EndpointSerializer
+    pagination_class = NewestFirst
+
+    def get_queryset(self) -> QuerySet[Endpoint]:
+        return Endpoint.objects.filter(owner_q(self.owner))
+
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
+        serializer.save(owner=self.owner)
+
+    @idempotent
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().create(request, *args, **kwargs)
+
+    @extend_schema(request=s.TestEventSerializer, responses={202: s.EventSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def test(self, request: Request, pk: str | None = None) -> Response:
+        """Send a test event to this endpoint alone."""
+        endpoint = self.get_object()
+        body = s.TestEventSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            if "event_type" in body.validated_data:
+                check_declared(body.validated_data["event_type"])
+            event = send_test_event(endpoint, **body.validated_data)
+        except EndpointNotReceiving as exc:
+            return Response({"detail": str(exc), "code": "endpoint_not_receiving"}, status=409)
+        except (InvalidEventType, PayloadError) as exc:
+            raise ValidationError({"detail": str(exc)}) from None
+        return Response(s.EventSerializer(event).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=s.SecretSerializer)
+    @action(detail=True, methods=["get"])
+    def secret(self, request: Request, pk: str | None = None) -> Response:
+        """The endpoint's current signing secret."""
+        endpoint = self.get_object()
+        return Response({"secret": endpoint.secret}, headers={"Cache-Control": "no-store"})
+
+    @extend_schema(request=s.RotateSecretSerializer, responses=s.RotatedSecretSerializer)
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    @idempotent
+    def rotate_secret(self, request: Request, pk: str | None = None) -> Response:
+        """A new secret; the old one keeps signing for ``grace_period`` seconds."""
+        endpoint = self.get_object()
+        body = s.RotateSecretSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        secret = endpoint.rotate_secret(body.validated_data.get("grace_period"))
+        previous = endpoint.previous_secrets[0]["expires_at"] if endpoint.previous_secrets else None
+        return Response(
+            {"secret": secret, "previous_expires_at": previous},
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @extend_schema(parameters=[s.WindowSerializer], responses=s.StatsSerializer)
+    @action(detail=True, methods=["get"])
+    def stats(self, request: Request, pk: str | None = None) -> Response:
+        """Delivery outcomes over a window (default: the last 24 hours)."""
+        endpoint = self.get_object()
+        window = _query(request, s.WindowSerializer)
+        until = window.get("until") or timezone.now()
+        since = window.get("since") or until - STATS_WINDOW
+        if until <= since:
+            raise ValidationError({"since": ["Must be earlier than until."]})
+        counts = delivery_counts([endpoint.pk], since=since, until=until)[endpoint.pk]
+        return Response(
+            {
+                "since": since,
+                "until": until,
+                "total": counts.total,
+                **{name: getattr(counts, name) for name in Delivery.Status.values},
+                "success_rate": counts.success_rate,
+            }
+        )
+
+    @extend_schema(request=s.RecoverSerializer, responses={202: s.RecoveredSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def recover(self, request: Request, pk: str | None = None) -> Response:
+        """Send again every failed delivery created in ``[since, until)``."""
+        endpoint = self.get_object()
+        body = s.RecoverSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        count = recover_deliveries(endpoint, body.validated_data["since"],
+                                   body.validated_data.get("until"))  # fmt: skip
+        return Response({"recovered": count}, status=status.HTTP_202_ACCEPTED)
+
+
+# -- event types ----------------------------------------------------------------------------------
+
+
+class EventTypeViewSet(OwnedViewSet):
+    serializer_class = s.EventTypeSerializer
+    pagination_class = None
+
+    @extend_schema(responses=s.EventTypeSerializer(many=True))
+    def list(self, request: Request) -> Response:
+        """Every event type this site sends, with its JSON Schema when declared."""
+        types = declared_event_types().values()
+        return Response(s.EventTypeSerializer(types, many=True).data)
+
+
+# -- events and the feed --------------------------------------------------------------------------
+
+
+class EventFilter(s.WindowSerializer):
+    type = serializers.CharField(required=False, help_text='Comma-separated; "order.*" works.')
+
+
+class FeedQuery(serializers.Serializer):
+    after = serializers.CharField(
+        required=False, allow_blank=True, help_text="The `next` cursor of a page, or `now`."
+    )
+    types = serializers.CharField(required=False, allow_blank=True,
+                                  help_text='Comma-separated types; "order.*" works.')  # fmt: skip
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LIMIT, default=100)
+    wait = serializers.FloatField(
+        required=False, min_value=0, max_value=MAX_WAIT, default=0,
+        help_text="Seconds to wait for an event (long poll).",
+    )  # fmt: skip
+
+
+class StreamQuery(serializers.Serializer):
+    after = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="Resume after this cursor (or Last-Event-ID), or `now`.",
+    )
+    types = serializers.CharField(required=False, allow_blank=True)
+
+
+class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedViewSet):
+    pagination_class = NewestFirst
+    id_pattern = re.compile(r"^msg_[0-9A-Z]{26}$")
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        return s.EventDetailSerializer if self.action == "retrieve" else s.EventSerializer
+
+    def get_queryset(self) -> QuerySet[Event]:
+        events = Event.objects.filter(owner_q(self.owner))
+        if self.action == "retrieve":
+            return events.prefetch_related(
+                Prefetch("deliveries", queryset=Delivery.objects.order_by("pk"))
+            )
+        if self.action != "list":
+            return events
+        query = _query(self.request, EventFilter)
+        patterns = _type_patterns(query.get("type"))
+        if patterns:
+            from django_hooks.api.feed import types_q
+
+            events = events.filter(types_q(patterns))
+        if query.get("since"):
+            events = events.filter(created_at__gte=query["since"])
+        if query.get("until"):
+            events = events.filter(created_at__lt=query["until"])
+        return events
+
+    @extend_schema(parameters=[EventFilter])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Events, newest first."""
+        return super().list(request, *args, **kwargs)
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        # Errors of the stream route are JSON even when the client accepts only events.
+        if isinstance(response, Response) and isinstance(
+            getattr(request, "accepted_renderer", None), EventStreamRenderer
+        ):
+            request.accepted_renderer, request.accepted_media_type = (
+                JSONRenderer(),
+                "application/json",
+            )
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    def _feed(self, types: str | None) -> Feed:
+        return Feed(self.owner, _type_patterns(types))
+
+    @extend_schema(parameters=[FeedQuery], responses=s.FeedPageSerializer)
+    @action(detail=False, methods=["get"], pagination_class=None)
+    def feed(self, request: Request) -> Response:
+        """Events oldest first from a cursor; ``wait`` long-polls for the next one."""
+        query = _query(request, FeedQuery)
+        try:
+            after = check_cursor(query.get("after"))
+        except InvalidCursor as exc:
+            raise ValidationError({"after": [str(exc)]}) from None
+        page = self._feed(query.get("types")).wait(after, query["limit"], query["wait"])
+        return Response(
+            {
+                "data": s.FeedEventSerializer(page.events, many=True).data,
+                "next": page.next,
+                "has_more": page.has_more,
+            }
+        )
+
+    @extend_schema(
+        parameters=[StreamQuery, OpenApiParameter("Last-Event-ID", str, "header", required=False)],
+        responses={(200, "text/event-stream"): OpenApiTypes.STR if SPECTACULAR else None},
+    )
+    @action(detail=False, methods=["get"], pagination_class=None,
+            renderer_classes=[JSONRenderer, EventStreamRenderer])  # fmt: skip
+    def stream(self, request: Request) -> StreamingHttpResponse:
+        """Server-sent events: ``id:`` is the cursor; reconnect with ``Last-Event-ID``."""
+        query = _query(request, StreamQuery)
+        try:
+            after = check_cursor(request.headers.get("Last-Event-ID") or query.get("after"))
+        except InvalidCursor as exc:
+            raise ValidationError({"after": [str(exc)]}) from None
+        feed = self._feed(query.get("types"))
+        if isinstance(request._request, ASGIRequest):
+            content: Any = feed.astream(after)
+        else:
+            content = feed.stream(after)
+        response = StreamingHttpResponse(content, content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
+        return response
+
+
+# -- deliveries -----------------------------------------------------------------------------------
+
+
+class DeliveryFilter(serializers.Serializer):
+    endpoint = serializers.IntegerField(required=False, min_value=1, max_value=10**18)
+    event = serializers.CharField(required=False, max_length=40)
+    status = serializers.ChoiceField(required=False, choices=Delivery.Status.choices)
+
+
+class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedViewSet):
+    pagination_class = NewestFirst
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        return s.DeliveryDetailSerializer if self.action == "retrieve" else s.DeliverySerializer
+
+    def get_queryset(self) -> QuerySet[Delivery]:
+        deliveries = Delivery.objects.filter(owner_q(self.owner, prefix="endpoint__"))
+        deliveries = deliveries.select_related("event")
+        if self.action == "retrieve":
+            return deliveries.prefetch_related("attempt_log")
+        if self.action != "list":
+            return deliveries
+        query = _query(self.request, DeliveryFilter)
+        for name in ("endpoint", "event", "status"):
+            if name in query:
+                deliveries = deliveries.filter(**{name: query[name]})
+        return deliveries
+
+    @extend_schema(parameters=[DeliveryFilter])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Deliveries, newest first."""
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=None, responses={202: s.DeliverySerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def retry(self, request: Request, pk: str | None = None) -> Response:
+        """Send a failed or cancelled delivery again now."""
+        delivery = self.get_object()
+        if delivery.status in (Delivery.Status.PENDING, Delivery.Status.SUCCEEDED):
+            return Response(
+                {"detail": f"Delivery {delivery.pk} is {delivery.status}: only failed or "
+                           "cancelled deliveries can be retried.",
+                 "code": "not_retryable"},
+                status=409,
+            )  # fmt: skip
+        retry_deliveries(Delivery.objects.filter(pk=delivery.pk))
+        delivery.refresh_from_db()
+        return Response(s.DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
