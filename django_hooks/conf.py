@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     # (None keeps them forever).
     "INBOUND_RETENTION": 30 * 24 * 3600,
     "EVENT_RETENTION": 90 * 24 * 3600,
+    # Refuse http:// endpoint URLs (saving and delivering): payloads and signatures stay private.
+    "HTTPS_ONLY": False,
 }
 
 

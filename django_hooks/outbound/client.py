@@ -30,8 +30,12 @@ def _cached(name: str, key: Any, build: Any) -> Any:
 def url_guard() -> URLGuard:
     """The guard every endpoint URL and every connection goes through."""
     networks = tuple(hooks_settings.ALLOWED_NETWORKS)
-    resolver = _resolver
-    return _cached("guard", (networks, resolver), lambda: URLGuard(networks, resolver))
+    resolver, https_only = _resolver, bool(hooks_settings.HTTPS_ONLY)
+    return _cached(
+        "guard",
+        (networks, resolver, https_only),
+        lambda: URLGuard(networks, resolver, https_only=https_only),
+    )
 
 
 def transport() -> Transport:
@@ -43,6 +47,7 @@ def transport() -> Transport:
         hooks_settings.USER_AGENT,
         hooks_settings.RESPONSE_READ_LIMIT,
         _resolver,
+        bool(hooks_settings.HTTPS_ONLY),
     )
     return _cached(
         "transport",

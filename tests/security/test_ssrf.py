@@ -295,3 +295,29 @@ def test_the_guard_uses_the_configured_resolver() -> None:
         with pytest.raises(ValidationError, match="10.9.9.9"):
             Endpoint(url="http://x.attacker.test/").validate()
     assert dns.lookups == ["x.attacker.test"]
+
+
+# -- HTTPS_ONLY -----------------------------------------------------------------------------------
+
+
+def test_https_only_refuses_plain_http_on_save_and_accepts_https() -> None:
+    with refusing_ssrf(HTTPS_ONLY=True):
+        with pytest.raises(ValidationError, match="only https:// URLs are allowed"):
+            Endpoint.objects.create(url=SAFE_URL)
+        Endpoint.objects.create(url=SAFE_URL.replace("http://", "https://"))
+    with refusing_ssrf():
+        Endpoint.objects.create(url=SAFE_URL)  # off by default
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("redis")
+def test_https_only_refuses_plain_http_at_delivery(receiver) -> None:
+    with refusing_ssrf(ALLOWED_NETWORKS=["127.0.0.1/32"]):
+        Endpoint.objects.create(url=receiver.url())
+    with refusing_ssrf(ALLOWED_NETWORKS=["127.0.0.1/32"], HTTPS_ONLY=True):
+        django_hooks.send_event("order.paid", {"id": 1})
+        assert run_worker()
+    assert receiver.requests == []
+    assert Delivery.objects.get().last_error == (
+        "blocked: only https:// URLs are allowed (HTTPS_ONLY is set)"
+    )
