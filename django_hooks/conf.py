@@ -64,6 +64,8 @@ DEFAULTS: dict[str, Any] = {
     # Server-sent events: seconds between heartbeat comments, and how long one stream lasts.
     "FEED_HEARTBEAT": 15,
     "FEED_STREAM_LIFETIME": 300,
+    # Refuse http:// endpoint URLs (saving and delivering): payloads and signatures stay private.
+    "HTTPS_ONLY": False,
 }
 
 

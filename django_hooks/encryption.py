@@ -59,8 +59,14 @@ def _fernet() -> MultiFernet:
     return MultiFernet([Fernet(key) for key in keys])
 
 
+@functools.cache
+def _newest() -> Fernet:
+    return Fernet(configured_keys()[0])
+
+
 def reset() -> None:
     _fernet.cache_clear()
+    _newest.cache_clear()
 
 
 def encrypt(plaintext: str) -> str:
@@ -77,9 +83,18 @@ def decrypt(token: str) -> str:
         ) from None
 
 
+def is_current(token: str) -> bool:
+    """Whether ``token`` is already encrypted under the newest key."""
+    try:
+        _newest().decrypt(token.encode("ascii"))
+    except (InvalidToken, UnicodeError, IndexError):
+        return False
+    return True
+
+
 def reencrypt(token: str) -> str:
     """The same secret under the newest key."""
     try:
         return _fernet().rotate(token.encode("ascii")).decode("ascii")
-    except InvalidToken:
+    except (InvalidToken, UnicodeError):
         raise DecryptionError("A stored secret cannot be decrypted with any key.") from None

@@ -6,8 +6,10 @@ import datetime as dt
 import re
 from typing import Any
 
+from django import forms
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -58,6 +60,33 @@ def owner_q(owner: models.Model | None, prefix: str = "") -> Q:
     return Q(**{f"{prefix}owner_content_type": content_type, f"{prefix}owner_id": str(owner.pk)})
 
 
+class WebhookURLFormField(forms.URLField):
+    """A URL form field that leaves judging the URL to the model, whose SSRF guard says why a URL
+    is refused, instead of answering "Enter a valid URL." to e.g. ``http://2130706433/``."""
+
+    default_validators: list[Any] = []
+
+    def to_python(self, value: Any) -> str:
+        try:
+            return str(super().to_python(value))
+        except ValidationError:  # unparsable: the guard names the problem
+            return str(value).strip()
+
+
+class WebhookURLField(models.URLField):
+    """``URLField`` validated by ``Endpoint.validate`` (the SSRF guard) rather than Django's
+    URLValidator, so every refusal names its reason; migrations see a plain URLField."""
+
+    default_validators: list[Any] = []
+
+    def formfield(self, **kwargs: Any) -> Any:
+        return super().formfield(**{"form_class": WebhookURLFormField, **kwargs})
+
+    def deconstruct(self) -> Any:
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.URLField", args, kwargs
+
+
 class OwnedModel(models.Model):
     """An optional owner (any model: a user, an organisation...) that scopes what is shared."""
 
@@ -89,7 +118,7 @@ class EndpointQuerySet(models.QuerySet["Endpoint"]):
 class Endpoint(OwnedModel):
     """A URL that receives the events it subscribes to, signed with its own secret."""
 
-    url = models.URLField(_("URL"), max_length=2048)
+    url = WebhookURLField(_("URL"), max_length=2048)
     description = models.TextField(_("description"), blank=True)
     event_types = models.JSONField(
         _("event types"),

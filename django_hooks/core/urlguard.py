@@ -223,15 +223,19 @@ class URLGuard:
     """Refuses URLs and addresses a webhook must never reach: loopback, private, metadata, etc.
 
     ``allowed_networks`` is the operator's escape hatch (e.g. ``["10.0.0.0/8"]`` for internal
-    receivers); addresses inside it are allowed whatever their kind.
+    receivers); addresses inside it are allowed whatever their kind. ``https_only`` refuses
+    plain-http URLs.
     """
 
     def __init__(
         self,
         allowed_networks: Iterable[str | Network] = (),
         resolver: Resolver | None = None,
+        *,
+        https_only: bool = False,
     ) -> None:
         self.allowed_networks = parse_networks(allowed_networks)
+        self.https_only = https_only
         self.resolver: Resolver = resolver or _default_resolver
         self._allowed_v4 = tuple(n for n in self.allowed_networks if n.version == 4)
         self._allowed_v6 = tuple(n for n in self.allowed_networks if n.version == 6)
@@ -241,7 +245,7 @@ class URLGuard:
 
     def __repr__(self) -> str:
         nets = ", ".join(str(n) for n in self.allowed_networks)
-        return f"URLGuard(allowed_networks=[{nets}])"
+        return f"URLGuard(allowed_networks=[{nets}], https_only={self.https_only})"
 
     # -- syntax ---------------------------------------------------------------------------------
 
@@ -260,6 +264,8 @@ class URLGuard:
             raise UnsafeURL("the URL must start with http:// or https://")
         if scheme not in ("http", "https"):
             raise UnsafeURL(f"the {scheme!r} scheme is not allowed (use http or https)")
+        if self.https_only and scheme != "https":
+            raise UnsafeURL("only https:// URLs are allowed (HTTPS_ONLY is set)")
         if "@" in parts.netloc:
             raise UnsafeURL("credentials in the URL are not allowed")
         raw_host = parts.hostname

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from django_hooks.conf import hooks_settings
-from django_hooks.core.urlguard import URLGuard
+from django_hooks.core.urlguard import Resolver, URLGuard
 from django_hooks.outbound.transport import Transport
 
 _lock = threading.RLock()
 _cache: dict[str, tuple[Any, Any]] = {}
+_resolver: Resolver | None = None  # None: the system resolver (getaddrinfo)
 
 
 def _cached(name: str, key: Any, build: Any) -> Any:
@@ -27,7 +30,12 @@ def _cached(name: str, key: Any, build: Any) -> Any:
 def url_guard() -> URLGuard:
     """The guard every endpoint URL and every connection goes through."""
     networks = tuple(hooks_settings.ALLOWED_NETWORKS)
-    return _cached("guard", networks, lambda: URLGuard(networks))
+    resolver, https_only = _resolver, bool(hooks_settings.HTTPS_ONLY)
+    return _cached(
+        "guard",
+        (networks, resolver, https_only),
+        lambda: URLGuard(networks, resolver, https_only=https_only),
+    )
 
 
 def transport() -> Transport:
@@ -38,6 +46,8 @@ def transport() -> Transport:
         hooks_settings.PROXY,
         hooks_settings.USER_AGENT,
         hooks_settings.RESPONSE_READ_LIMIT,
+        _resolver,
+        bool(hooks_settings.HTTPS_ONLY),
     )
     return _cached(
         "transport",
@@ -59,3 +69,22 @@ def reset() -> None:
             if hasattr(value, "close"):
                 value.close()
         _cache.clear()
+
+
+@contextlib.contextmanager
+def use_resolver(resolver: Resolver) -> Iterator[None]:
+    """Resolve endpoint host names with ``resolver(host, port) -> [ip, ...]`` inside the block.
+
+    For tests (fake DNS, rebinding) and for hosts that must use their own DNS; it replaces the
+    lookup only, every answer is still vetted by the guard.
+    """
+    global _resolver
+    with _lock:
+        previous, _resolver = _resolver, resolver
+        reset()
+    try:
+        yield
+    finally:
+        with _lock:
+            _resolver = previous
+            reset()

@@ -41,6 +41,7 @@ from django_hooks.core.urlguard import BlockedAddress, Target, UnresolvableHost,
 __all__ = ["HTTPResult", "Transport"]
 
 MAX_RESPONSE_HEADERS = 100
+MAX_ERROR_CHARS = 1000
 
 #: Monotonic deadline of the request running in this thread/context; None outside ``post()``.
 _DEADLINE: ContextVar[float | None] = ContextVar("django_hooks_transport_deadline", default=None)
@@ -48,7 +49,10 @@ _DEADLINE: ContextVar[float | None] = ContextVar("django_hooks_transport_deadlin
 
 @dataclass
 class HTTPResult:
-    """What one POST produced. ``error`` is "" whenever an HTTP response arrived intact."""
+    """What one POST produced. ``error`` is "" whenever an HTTP response arrived intact.
+
+    ``body`` is at most the read limit, with NUL bytes replaced by U+FFFD (see ``_without_nul``).
+    """
 
     status_code: int | None
     headers: dict[str, str] = field(default_factory=dict)
@@ -344,9 +348,11 @@ class Transport:
 
     def _post(self, url: str, body: bytes, headers: dict[str, str], started: float) -> HTTPResult:
         def failed(exc: BaseException, status: int | None = None, **kw: Any) -> HTTPResult:
+            # The text may quote the receiver's bytes (a bad status line): keep it short, storable.
+            error = _describe_error(exc, self.timeout).replace("\x00", "\ufffd")
             return HTTPResult(
                 status_code=status,
-                error=_describe_error(exc, self.timeout),
+                error=error[:MAX_ERROR_CHARS],
                 duration_ms=_elapsed_ms(started),
                 **kw,
             )
@@ -380,7 +386,7 @@ class Transport:
         return HTTPResult(
             status_code=response.status_code,
             headers=response_headers,
-            body=data[: self.read_limit],
+            body=_without_nul(data[: self.read_limit]),
             error="",
             duration_ms=_elapsed_ms(started),
         )
@@ -390,11 +396,17 @@ def _elapsed_ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
 
 
+def _without_nul(data: bytes) -> bytes:
+    """``data`` with NUL bytes replaced by U+FFFD: PostgreSQL text and JSON cannot hold NUL, so a
+    receiver answering with one would otherwise make the whole batch's attempt log unwritable."""
+    return data.replace(b"\x00", "\ufffd".encode()) if b"\x00" in data else data
+
+
 def _plain_headers(headers: Any) -> dict[str, str]:
     """Lowercase names; repeated headers joined with ", " (HTTPHeaderDict does the joining)."""
     plain: dict[str, str] = {}
     for name in headers:
         if len(plain) >= MAX_RESPONSE_HEADERS:
             break
-        plain[name.lower()] = headers[name]
+        plain[name.lower().replace("\x00", "\ufffd")] = headers[name].replace("\x00", "\ufffd")
     return plain

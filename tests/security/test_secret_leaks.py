@@ -1,0 +1,258 @@
+"""No secret in clear anywhere it could leak: database rows, Redis, logs, admin pages, errors, reprs.
+
+One fixture builds a busy installation (endpoints with rotated secrets and a credential header,
+successful, failing and broken deliveries, inbound calls good and forged, a re-encryption) while
+capturing every log record; each test then scans one surface for every form of every secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import logging
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test import Client, override_settings
+
+import django_hooks
+from django_hooks import encryption
+from django_hooks.core.errors import InvalidSignature
+from django_hooks.core.signing import Signer
+from django_hooks.exceptions import DecryptionError
+from django_hooks.inbound.verifiers import get_verifier
+from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, InboundWebhook
+from django_hooks.outbound import client
+from django_hooks.testing import drain
+from tests.receiver import Reply
+from tests.testapp import views
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis")]
+
+HEADER_CREDENTIAL = "Bearer tok_live_9f8e7d6c5b4a39281706"
+HOOKS = {"ALLOWED_NETWORKS": ["127.0.0.0/8"], "RETRY_SCHEDULE": [0], "TIMEOUT": 2}
+
+
+def forms_of(secret: str) -> set[str]:
+    """The spellings in which a secret could leak: as is, without its prefix, its key bytes."""
+    found = {secret}
+    if secret.startswith("whsec_"):
+        key_b64 = secret.removeprefix("whsec_")
+        found |= {key_b64, key_b64.rstrip("=")}
+        with contextlib.suppress(ValueError):
+            key = base64.b64decode(key_b64, validate=True)
+            found |= {key.hex(), base64.urlsafe_b64encode(key).decode()}
+    return {form for form in found if len(form) >= 12}
+
+
+class Secrets:
+    def __init__(self) -> None:
+        self.values: set[str] = set()
+        self.command_output = ""
+
+    def add(self, *secrets: str) -> None:
+        for secret in secrets:
+            self.values |= forms_of(secret)
+
+    def assert_absent(self, surface: str, texts: Iterable[str | bytes]) -> int:
+        """Fail naming the surface and the secret if any text holds one; return texts scanned."""
+        count = 0
+        for text in texts:
+            count += 1
+            haystack = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+            for secret in self.values:
+                assert secret not in haystack, f"{surface} leaks a secret ({secret[:6]}…)"
+        assert count, f"nothing scanned on {surface}"
+        return count
+
+
+@pytest.fixture
+def world(receiver, caplog) -> Iterator[Secrets]:
+    caplog.set_level(logging.DEBUG)
+    secrets = Secrets()
+    secrets.add(views.SECRET, views.OLD_SECRET, views.GITHUB_SECRET)
+    with override_settings(DJANGO_HOOKS=HOOKS):
+        ok = Endpoint.objects.create(
+            url=receiver.url("/ok"), headers={"Authorization": HEADER_CREDENTIAL}
+        )
+        secrets.add(ok.secret, ok.rotate_secret(), HEADER_CREDENTIAL)
+        failing = Endpoint.objects.create(url=receiver.url("/fail"), description="failing")
+        secrets.add(failing.secret)
+        receiver.script("/fail", Reply(500, body=b"nope"), Reply(500, body=b"nope"))
+        broken = Endpoint.objects.create(url=receiver.url("/broken"))
+        secrets.add(broken.secret)
+        # A stored secret no key can read: the attempt error and the log must still be clean.
+        Endpoint.objects.filter(pk=broken.pk).update(secret_ciphertext="gAAAAABnot-a-token")
+        django_hooks.send_event("order.paid", {"id": 1})
+        drain()
+
+        http = Client()
+        body = b'{"type": "order.paid", "data": {"id": 7}}'
+        forged = "whsec_" + base64.b64encode(bytes([9]) * 32).decode()
+        for key in (views.SECRET, forged):  # one genuine call, one forged
+            signature = Signer([key]).header("msg_leak", int(time.time()), body)
+            http.post("/hooks/standard/", body, content_type="application/json",
+                      HTTP_WEBHOOK_ID="msg_leak", HTTP_WEBHOOK_TIMESTAMP=str(int(time.time())),
+                      HTTP_WEBHOOK_SIGNATURE=signature)  # fmt: skip
+        assert InboundWebhook.objects.count() == 1
+        output = io.StringIO()
+        with pytest.raises(CommandError) as refused:  # the broken endpoint is reported
+            call_command("hooks_reencrypt", stdout=output)
+        secrets.command_output = f"{output.getvalue()} {refused.value}"
+    yield secrets
+
+
+def test_database_rows(world: Secrets) -> None:
+    def rows() -> Iterator[str]:
+        with connection.cursor() as cursor:
+            for table in connection.introspection.table_names(cursor):
+                cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608
+                for row in cursor.fetchall():
+                    yield " ".join(
+                        bytes(v).decode("utf-8", "replace")
+                        if isinstance(v, bytes | memoryview)
+                        else str(v)
+                        for v in row
+                    )
+
+    # The credential header is stored as typed (it must be sent); signing secrets never are.
+    world.values -= forms_of(HEADER_CREDENTIAL)
+    assert world.assert_absent("database rows", rows()) > 10
+
+
+def test_redis(world: Secrets, redis) -> None:
+    def values() -> Iterator[bytes]:
+        for key in redis.keys("*"):
+            kind = redis.type(key)
+            if kind == b"hash":
+                raw = list(redis.hgetall(key).values())
+            elif kind == b"string":
+                raw = [redis.get(key)]
+            elif kind in (b"list",):
+                raw = redis.lrange(key, 0, -1)
+            elif kind in (b"set",):
+                raw = list(redis.smembers(key))
+            elif kind == b"zset":
+                raw = redis.zrange(key, 0, -1)
+            else:
+                continue
+            for value in raw:
+                yield key + b" " + value
+                with contextlib.suppress(zlib.error):
+                    yield zlib.decompress(value)  # RQ compresses job data
+
+    world.assert_absent("Redis", values())
+
+
+def test_logs(world: Secrets, caplog) -> None:
+    records = caplog.get_records("setup")  # the fixture's work
+    assert any(r.levelno >= logging.ERROR for r in records), "the broken secret was not logged"
+    assert any(r.name.startswith("urllib3") for r in records), "DEBUG records were not captured"
+    texts = []
+    for record in records:
+        texts.append(logging.Formatter(logging.BASIC_FORMAT).format(record))
+        texts.append(record.getMessage())
+        texts.append(repr(record.args))
+        if record.exc_info and record.exc_info[1] is not None:
+            texts.append(logging.Formatter().formatException(record.exc_info))
+    world.assert_absent("logs", texts)
+
+
+def test_delivery_records(world: Secrets) -> None:
+    attempts = list(DeliveryAttempt.objects.all())
+    assert any("[hidden]" in str(a.request_headers) for a in attempts)
+    assert any("internal error: DecryptionError" in a.error for a in attempts)
+    texts = [
+        f"{a.request_headers} {a.response_headers} {a.response_body} {a.error}" for a in attempts
+    ]
+    texts += [d.last_error for d in Delivery.objects.all()]
+    world.assert_absent("delivery attempts", texts)
+
+
+def registered_models() -> list[type]:
+    return [
+        model
+        for model in apps.get_app_config("django_hooks").get_models()
+        if model in admin.site._registry
+    ]
+
+
+def test_every_admin_list_and_change_page(world: Secrets, superuser_client) -> None:
+    pages = []
+    models = registered_models()
+    assert {Endpoint, Event, Delivery, InboundWebhook} <= set(models)
+    for model in models:
+        base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        urls = [base, *(f"{base}{obj.pk}/change/" for obj in model._default_manager.all()[:20])]
+        for url in urls:
+            response = superuser_client.get(url)
+            assert response.status_code == 200, url
+            pages.append(url + " " + response.content.decode())
+    # The endpoint's own form shows its extra headers so they can be edited; nothing else may.
+    world_without_header = Secrets()
+    world_without_header.values = world.values - forms_of(HEADER_CREDENTIAL)
+    endpoint_pages = [p for p in pages if "/endpoint/" in p.split(" ", 1)[0]]
+    other_pages = [p for p in pages if p not in endpoint_pages]
+    world_without_header.assert_absent("endpoint admin pages", endpoint_pages)
+    world.assert_absent("admin pages", other_pages)
+
+
+#: REST API list routes (relative to the API root) to scan once ``django_hooks.api`` exists.
+API_LIST_PATHS = ["endpoints/", "events/", "deliveries/", "event-types/"]
+
+
+def test_api_list_responses(world: Secrets, superuser_client) -> None:
+    try:
+        from django_hooks.api import urls as api_urls  # noqa: F401
+    except ImportError:
+        pytest.skip("the REST API is not installed in this build")
+    root = "/api/hooks/"  # where the project's URLconf includes django_hooks.api.urls
+    texts = []
+    for path in API_LIST_PATHS:
+        response = superuser_client.get(root + path)
+        assert response.status_code == 200, path
+        texts.append(response.content.decode())
+    world.assert_absent("API list responses", texts)
+
+
+def test_exception_messages(world: Secrets) -> None:
+    texts = [world.command_output]
+    endpoint = Endpoint.objects.first()
+    secret = endpoint.secret
+    # A wrong key: the error says what to do, not what it tried.
+    with override_settings(DJANGO_HOOKS={**HOOKS, "ENCRYPTION_KEYS": [base64.urlsafe_b64encode(
+            bytes(32)).decode()]}):  # fmt: skip
+        with pytest.raises(DecryptionError) as excinfo:
+            Endpoint.objects.get(pk=endpoint.pk).secret  # noqa: B018
+        texts.append(f"{excinfo.value!s} {excinfo.value!r}")
+    encryption.reset()
+    # An invalid secret offered to an endpoint is not echoed back.
+    bad = secret[:-3] + "!!!"
+    world.add(bad)
+    with pytest.raises(ValidationError) as excinfo:
+        endpoint.secret = bad
+    texts.append(f"{excinfo.value!s} {excinfo.value!r}")
+    # Forged signatures: the reason names neither the secret nor the expected signature.
+    for provider in ("standard", "github", "stripe", "shopify", "slack"):
+        with pytest.raises(InvalidSignature) as sig:
+            get_verifier(provider).verify(b"{}", {}, [views.SECRET])
+        texts.append(f"{sig.value!s} {sig.value!r} {sig.value.reason}")
+    world.assert_absent("exception messages", texts)
+
+
+def test_reprs(world: Secrets) -> None:
+    objects: list[object] = []
+    for model in (Endpoint, Event, Delivery, DeliveryAttempt, InboundWebhook):
+        objects += list(model.objects.all())
+    endpoint = Endpoint.objects.first()
+    objects += [Signer(endpoint.live_secrets()), client.url_guard(), client.transport()]
+    objects += [get_verifier(p) for p in ("standard", "github", "stripe", "shopify", "slack")]
+    world.assert_absent("repr() and str()", (f"{obj!r} {obj!s}" for obj in objects))
