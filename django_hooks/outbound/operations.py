@@ -115,6 +115,7 @@ def delivery_counts(
     )
     counts = {pk: DeliveryCounts() for pk in ids}
     for row in rows:
-        endpoint_id = row.pop("endpoint_id")
-        counts[endpoint_id] = DeliveryCounts(**row)
+        counts[row["endpoint_id"]] = DeliveryCounts(
+            **{status.value: row[status.value] for status in Delivery.Status}  # type: ignore[literal-required]
+        )
     return counts
