@@ -53,6 +53,9 @@ DEFAULTS: dict[str, Any] = {
     "EVENT_RETENTION": 90 * 24 * 3600,
     # Event type of the test events sent from the admin, the API and hooks_send_test.
     "TEST_EVENT_TYPE": "webhook.test",
+    # Send endpoint.disabled and message.attempt.exhausted events to the owner's endpoints
+    # subscribed to them (as Svix's operational webhooks).
+    "OPERATIONAL_EVENTS": False,
 }
 
 
