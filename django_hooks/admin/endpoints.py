@@ -19,7 +19,8 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from django_hooks.admin.chart import delivery_chart
@@ -96,7 +97,7 @@ def describe_counts(counts: DeliveryCounts) -> str:
     parts = [f"{counts.succeeded} delivered", f"{counts.failed} failed"]
     if counts.pending:
         parts.append(f"{counts.pending} pending")
-    return " · ".join(parts)
+    return format_html_join(mark_safe("<br>"), "{}", ((part,) for part in parts))
 
 
 def describe_rate(counts: DeliveryCounts) -> str:
@@ -114,7 +115,7 @@ def describe_attempt(attempt: DeliveryAttempt | None) -> str:
     label = str(attempt.status_code) if attempt.status_code is not None else "error"
     when = timezone.localtime(attempt.created_at).strftime("%Y-%m-%d %H:%M:%S")
     return format_html(
-        '{} <span class="hooks-quiet" title="{}">{}</span>',
+        '{}<br><span class="hooks-quiet" title="{}">{}</span>',
         status_badge("succeeded" if ok else "failed", label),
         attempt.error,
         when,
@@ -165,6 +166,7 @@ class EndpointAdmin(admin.ModelAdmin):
     change_form_template = "django_hooks/admin/endpoint_change_form.html"
     change_list_template = "django_hooks/admin/change_list.html"
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     paginator = CappedPaginator
     ordering = ["-created_at"]
 

@@ -112,6 +112,8 @@ class EventAdmin(admin.ModelAdmin):
     fields = readonly_fields
     inlines = [DeliveryInline]
     show_full_result_count = False
+    # Facet counts would run a COUNT per filter choice over every row.
+    show_facets = admin.ShowFacets.NEVER
     paginator = CappedPaginator
     ordering = ["-created_at"]
 
@@ -193,6 +195,8 @@ class DeliveryAdmin(admin.ModelAdmin):
     inlines = [AttemptInline]
     actions = ["retry", "cancel"]
     show_full_result_count = False
+    # Facet counts would run a COUNT per filter choice over every row.
+    show_facets = admin.ShowFacets.NEVER
     paginator = CappedPaginator
     ordering = ["-created_at"]
     change_form_template = "django_hooks/admin/change_form.html"
@@ -294,6 +298,8 @@ class InboundWebhookAdmin(admin.ModelAdmin):
     fields = readonly_fields
     actions = ["reprocess"]
     show_full_result_count = False
+    # Facet counts would run a COUNT per filter choice over every row.
+    show_facets = admin.ShowFacets.NEVER
     paginator = CappedPaginator
     ordering = ["-received_at"]
 
