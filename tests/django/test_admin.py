@@ -96,7 +96,9 @@ def test_the_endpoint_list_shows_health_at_a_glance(admin_client_, receiver, red
     assert "receiving" in ok_row
     broken_row = rows[f"{ENDPOINTS}{broken.pk}/change/"]
     assert "disabled" in broken_row and "410 Gone" in broken_row and "all events" in broken_row
-    assert "0 delivered<br>1 failed" in broken_row and ">0%<" in broken_row and ">500<" in broken_row
+    assert (
+        "0 delivered<br>1 failed" in broken_row and ">0%<" in broken_row and ">500<" in broken_row
+    )
     assert_no_secret(response, healthy)
     assert_no_secret(response, broken)
 
