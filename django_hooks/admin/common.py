@@ -18,7 +18,7 @@ class CappedPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return self.object_list[:COUNT_CAP].count()  # type: ignore[no-any-return,union-attr]
+        return self.object_list[:COUNT_CAP].count()  # type: ignore[attr-defined,no-any-return]
 
 
 def pretty_json(value: Any) -> str:

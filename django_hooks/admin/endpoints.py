@@ -402,10 +402,8 @@ class EndpointAdmin(admin.ModelAdmin):
         form = RecoverForm(request.POST)
         if not form.is_valid():
             problems = "; ".join(
-                f"{form.fields[name].label if name in form.fields else ''} {' '.join(errors)}"
-                .strip()
-                for name, errors in form.errors.items()
-            )  # fmt: skip
+                describe_error(form, name, errors) for name, errors in form.errors.items()
+            )
             self.message_user(request, f"Nothing recovered: {problems}", messages.ERROR)
             return self._back(endpoint)
         since, until = form.cleaned_data["since"], form.cleaned_data["until"]
@@ -418,6 +416,11 @@ class EndpointAdmin(admin.ModelAdmin):
             request, f"{count} failed deliveries {window} queued again.", messages.SUCCESS
         )
         return self._back(endpoint)
+
+
+def describe_error(form: forms.Form, name: str, errors: Any) -> str:
+    label = form.fields[name].label if name in form.fields else ""
+    return f"{label or ''} {' '.join(map(str, errors))}".strip()
 
 
 def endpoint_grace_hours() -> float:

@@ -73,9 +73,10 @@ class EventTypeFilter(admin.SimpleListFilter):
 
 class DeliveryInline(admin.TabularInline):
     model = Delivery
-    fields = ["delivery_link", "endpoint", "status_display", "attempts", "last_status_code",
-              "last_error", "next_attempt_at", "completed_at"]  # fmt: skip
-    readonly_fields = fields
+    readonly_fields = ["delivery_link", "endpoint", "status_display", "attempts",
+                       "last_status_code", "last_error", "next_attempt_at",
+                       "completed_at"]  # fmt: skip
+    fields = list(readonly_fields)
     extra = 0
     can_delete = False
 
@@ -109,7 +110,7 @@ class EventAdmin(admin.ModelAdmin):
     search_fields = ["=id", "=idempotency_key"]
     readonly_fields = ["id", "type", "owner_display", "idempotency_key", "created_at",
                        "payload"]  # fmt: skip
-    fields = readonly_fields
+    fields = list(readonly_fields)
     inlines = [DeliveryInline]
     show_full_result_count = False
     # Facet counts would run a COUNT per filter choice over every row.
@@ -141,10 +142,10 @@ class EventAdmin(admin.ModelAdmin):
 
 class AttemptInline(admin.StackedInline):
     model = DeliveryAttempt
-    fields = ["number", "created_at", "url", "status", "duration_ms", "error",
-              "request_headers_display", "response_headers_display",
-              "response_body_display"]  # fmt: skip
-    readonly_fields = fields
+    readonly_fields = ["number", "created_at", "url", "status", "duration_ms", "error",
+                       "request_headers_display", "response_headers_display",
+                       "response_body_display"]  # fmt: skip
+    fields = list(readonly_fields)
     extra = 0
     can_delete = False
     ordering = ["number"]
@@ -177,7 +178,7 @@ class DeliveryStatusFilter(admin.SimpleListFilter):
     parameter_name = "status"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return list(Delivery.Status.choices)
+        return [(value, str(label)) for value, label in Delivery.Status.choices]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         return queryset.filter(status=self.value()) if self.value() else queryset
@@ -191,7 +192,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     raw_id_fields = ["event", "endpoint"]
     readonly_fields = ["event", "endpoint", "status_display", "attempts", "next_attempt_at",
                        "last_status_code", "last_error", "created_at", "completed_at"]  # fmt: skip
-    fields = readonly_fields
+    fields = list(readonly_fields)
     inlines = [AttemptInline]
     actions = ["retry", "cancel"]
     show_full_result_count = False
@@ -244,7 +245,7 @@ class DeliveryAdmin(admin.ModelAdmin):
 
 class InboundStatusFilter(DeliveryStatusFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return list(InboundWebhook.Status.choices)
+        return [(value, str(label)) for value, label in InboundWebhook.Status.choices]
 
 
 class ProviderFilter(admin.SimpleListFilter):
@@ -295,7 +296,7 @@ class InboundWebhookAdmin(admin.ModelAdmin):
         "handler", "received_at", "processed_at", "headers_display", "body_display",
         "payload_display",
     ]  # fmt: skip
-    fields = readonly_fields
+    fields = list(readonly_fields)
     actions = ["reprocess"]
     show_full_result_count = False
     # Facet counts would run a COUNT per filter choice over every row.

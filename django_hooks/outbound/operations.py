@@ -117,8 +117,9 @@ def delivery_counts(
     )
     counts = {pk: DeliveryCounts() for pk in ids}
     for row in rows:
-        endpoint_id = row.pop("endpoint_id")
-        counts[endpoint_id] = DeliveryCounts(**row)
+        values: dict[str, Any] = dict(row)
+        endpoint_id = values.pop("endpoint_id")
+        counts[endpoint_id] = DeliveryCounts(**values)
     return counts
 
 
@@ -169,12 +170,12 @@ def hourly_delivery_counts(
         )
         .order_by()
     )
-    by_hour = {row["hour"]: row for row in rows}
+    by_hour: dict[dt.datetime, dict[str, Any]] = {row["hour"]: dict(row) for row in rows}
     series = []
     for offset in range(hours):
         hour = first + dt.timedelta(hours=offset)
-        row = by_hour.get(hour, {})
-        series.append(HourlyCounts(hour, row.get("succeeded", 0), row.get("failed", 0)))
+        found = by_hour.get(hour, {})
+        series.append(HourlyCounts(hour, found.get("succeeded", 0), found.get("failed", 0)))
     return series
 
 
