@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from django_hooks.conf import hooks_settings
@@ -87,3 +87,18 @@ def prune_events(cutoff: dt.datetime, batch_size: int) -> dict[str, int]:
         counts["deliveries"] += deliveries.get(Delivery._meta.label, 0)
         counts["events"] += events.get(Event._meta.label, 0)
     return counts
+
+
+def delete_deliveries(deliveries: QuerySet[Delivery], batch_size: int = 1000) -> dict[str, int]:
+    """Delete deliveries and their attempts in batches, never loading more than a batch (the
+    ORM's cascade would load every row first: deleting a busy endpoint would exhaust memory)."""
+    counts = {"deliveries": 0, "attempts": 0}
+    while True:
+        ids = list(deliveries.order_by().values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return counts
+        with transaction.atomic():
+            attempts, _ = DeliveryAttempt.objects.filter(delivery_id__in=ids).delete()
+            _, deleted = Delivery.objects.filter(pk__in=ids).only("pk").delete()
+        counts["attempts"] += attempts
+        counts["deliveries"] += deleted.get(Delivery._meta.label, 0)

@@ -24,7 +24,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from django_hooks.admin.chart import delivery_chart
-from django_hooks.admin.common import CappedPaginator, status_badge
+from django_hooks.admin.common import CappedPaginator, DeletesDeliveriesInBatches, status_badge
 from django_hooks.exceptions import EndpointNotReceiving
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint
 from django_hooks.outbound.operations import (
@@ -153,7 +153,8 @@ class RecoverForm(forms.Form):
 
 
 @admin.register(Endpoint)
-class EndpointAdmin(admin.ModelAdmin):
+class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
+    delivery_field = "endpoint"
     list_display = ["url", "owner_display", "state", "subscriptions", "deliveries_24h",
                     "success_rate_24h", "last_attempt_display"]  # fmt: skip
     list_filter = [StateFilter]

@@ -11,7 +11,12 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from django_hooks.admin.common import CappedPaginator, pretty_json, status_badge
+from django_hooks.admin.common import (
+    CappedPaginator,
+    DeletesDeliveriesInBatches,
+    pretty_json,
+    status_badge,
+)
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, InboundWebhook
 from django_hooks.outbound.sweep import cancel_deliveries, retry_deliveries
 
@@ -102,7 +107,8 @@ class DeliveryInline(admin.TabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
+    delivery_field = "event"
     change_form_template = "django_hooks/admin/change_form.html"
     change_list_template = "django_hooks/admin/change_list.html"
     list_display = ["id", "type", "owner_display", "created_at", "deliveries_display"]

@@ -516,3 +516,49 @@ def test_the_inbound_page_shows_headers_and_body_and_reprocess_runs_the_handler(
     call.refresh_from_db()
     assert call.status == "processed"
     views.calls.clear()
+
+
+def test_deleting_an_endpoint_summarises_and_batches_its_deliveries(
+    admin_client_, django_assert_max_num_queries
+):
+    (endpoint,) = many_endpoints(1)
+    event = Event.objects.create(type="order.paid", data={})
+    Delivery.objects.bulk_create([Delivery(event=event, endpoint=endpoint) for _ in range(300)])
+    with django_assert_max_num_queries(10):
+        page = admin_client_.get(endpoint_url(endpoint, "delete"))
+    assert page.status_code == 200
+    assert "303 deliveries, with 3 attempts" in text(page) and text(page).count("<li>") < 20
+    response = admin_client_.post(endpoint_url(endpoint, "delete"), {"post": "yes"})
+    assert response.status_code == 302
+    assert not Endpoint.objects.exists() and not Delivery.objects.exists()
+    assert not DeliveryAttempt.objects.exists() and Event.objects.count() == 2
+
+
+def test_deleting_events_from_the_list_takes_their_deliveries(admin_client_):
+    endpoints = many_endpoints(2)
+    keep = Event.objects.create(type="order.paid", data={})
+    Delivery.objects.create(event=keep, endpoint=endpoints[0])
+    doomed = list(Event.objects.exclude(pk=keep.pk).values_list("pk", flat=True))
+    confirm = admin_client_.post(EVENTS, {"action": "delete_selected", "_selected_action": doomed})
+    assert "6 deliveries, with 6 attempts" in text(confirm)
+    admin_client_.post(
+        EVENTS, {"action": "delete_selected", "_selected_action": doomed, "post": "yes"}
+    )
+    assert list(Event.objects.values_list("pk", flat=True)) == [keep.pk]
+    assert Delivery.objects.count() == 1 and not DeliveryAttempt.objects.exists()
+
+
+def test_deleting_needs_the_delete_permission_for_deliveries_too():
+    user = User.objects.create_user("deleter", "d@example.com", "pw", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_endpoint", "delete_endpoint"])
+    )
+    client = Client()
+    client.force_login(user)
+    (endpoint,) = many_endpoints(1)
+    page = client.get(endpoint_url(endpoint, "delete"))
+    assert "would require deleting the following protected" in text(page) or "delivery" in text(
+        page
+    )
+    assert client.post(endpoint_url(endpoint, "delete"), {"post": "yes"}).status_code == 403
+    assert Endpoint.objects.exists() and Delivery.objects.count() == 3
