@@ -317,8 +317,9 @@ class Delivery(models.Model):
             models.Index(fields=["endpoint", "created_at"], name="hooks_delivery_endpoint"),
             models.Index(fields=["status", "created_at"], name="hooks_delivery_status"),
             models.Index(fields=["claim_token"], name="hooks_delivery_claim"),
-            # The admin's delivery list, newest first, unfiltered.
-            models.Index(fields=["created_at"], name="hooks_delivery_created"),
+            # No index on created_at alone: PostgreSQL would walk it for "an endpoint's latest
+            # delivery" (the admin's endpoint list) instead of (endpoint, created_at). The admin
+            # lists deliveries newest first by id.
         ]
 
     def __str__(self) -> str:

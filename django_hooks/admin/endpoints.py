@@ -86,9 +86,12 @@ def last_attempts(delivery_ids: list[int]) -> dict[int, DeliveryAttempt]:
 
 
 def latest_attempted_delivery() -> models.Subquery:
-    """The endpoint's most recent delivery that has been attempted (index: endpoint, created)."""
+    """The endpoint's most recent delivery that has been attempted, by the (endpoint, created_at)
+    index. No pk tie-breaker: ordered by id, PostgreSQL would walk the primary key instead,
+    reading every other endpoint's deliveries for one that has none (a minute per list page at
+    1M deliveries). ``benchmarks/admin_lists.py`` measures it."""
     deliveries = Delivery.objects.filter(endpoint=models.OuterRef("pk"), attempts__gt=0)
-    return models.Subquery(deliveries.order_by("-created_at", "-pk").values("pk")[:1])
+    return models.Subquery(deliveries.order_by("-created_at").values("pk")[:1])
 
 
 def describe_counts(counts: DeliveryCounts) -> str:

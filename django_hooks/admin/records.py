@@ -205,7 +205,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     # Facet counts would run a COUNT per filter choice over every row.
     show_facets = admin.ShowFacets.NEVER
     paginator = CappedPaginator
-    ordering = ["-created_at"]
+    ordering = ["-pk"]  # ids grow with creation time; the primary key index serves it
     change_form_template = "django_hooks/admin/change_form.html"
     change_list_template = "django_hooks/admin/change_list.html"
 
