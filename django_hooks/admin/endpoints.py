@@ -116,9 +116,9 @@ def describe_attempt(attempt: DeliveryAttempt | None) -> str:
         return "—"
     ok = attempt.status_code is not None and 200 <= attempt.status_code < 300
     label = str(attempt.status_code) if attempt.status_code is not None else "error"
-    when = timezone.localtime(attempt.created_at).strftime("%Y-%m-%d %H:%M:%S")
+    when = timezone.localtime(attempt.created_at).strftime("%b %d, %H:%M:%S")
     return format_html(
-        '{}<br><span class="hooks-quiet" title="{}">{}</span>',
+        '{}<br><span class="hooks-quiet hooks-when" title="{}">{}</span>',
         status_badge("succeeded" if ok else "failed", label),
         attempt.error,
         when,
@@ -159,7 +159,7 @@ class RecoverForm(forms.Form):
 class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
     delivery_field = "endpoint"
     list_display = ["url", "owner_display", "state", "subscriptions", "deliveries_24h",
-                    "success_rate_24h", "last_attempt_display"]  # fmt: skip
+                    "last_attempt_display"]  # fmt: skip
     list_filter = [StateFilter]
     search_fields = ["url", "description"]
     readonly_fields = ["state", "disabled_at", "disabled_reason", "failing_since", "owner_display",
@@ -207,13 +207,12 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
     def subscriptions(self, endpoint: Endpoint) -> str:
         return ", ".join(endpoint.event_types) or "all events"
 
-    @admin.display(description="deliveries (24 h)")
+    @admin.display(description="last 24 h")
     def deliveries_24h(self, endpoint: Endpoint) -> str:
-        return describe_counts(self._counts(endpoint))
-
-    @admin.display(description="success (24 h)")
-    def success_rate_24h(self, endpoint: Endpoint) -> str:
-        return describe_rate(self._counts(endpoint))
+        counts = self._counts(endpoint)
+        if not counts.total:
+            return "no deliveries"
+        return format_html("{}<br>{}", describe_rate(counts), describe_counts(counts))
 
     @admin.display(description="last attempt")
     def last_attempt_display(self, endpoint: Endpoint) -> str:
