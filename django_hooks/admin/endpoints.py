@@ -395,8 +395,7 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
             "change_url": reverse("admin:django_hooks_endpoint_change", args=[endpoint.pk]),
         }
         response = TemplateResponse(request, "django_hooks/admin/endpoint_secret.html", context)
-        add_never_cache_headers(response)
-        response["Cache-Control"] += ", no-store"
+        add_never_cache_headers(response)  # includes no-store: never kept by a browser or proxy
         response["Referrer-Policy"] = "no-referrer"
         return response
 

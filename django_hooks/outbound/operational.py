@@ -36,12 +36,24 @@ def logged(receiver: Any) -> Any:
     return run
 
 
+def owner_of(endpoint: Endpoint) -> tuple[bool, Any]:
+    """``(True, owner)``, or ``(False, None)`` when the endpoint's owner no longer exists: its
+    notice must not go to the unowned endpoints instead."""
+    owner = endpoint.owner
+    if owner is None and endpoint.owner_content_type_id is not None:
+        return False, None
+    return True, owner
+
+
 @logged
 def on_endpoint_disabled(sender: Any, *, endpoint: Endpoint, reason: str, **kwargs: Any) -> None:
     if not hooks_settings.OPERATIONAL_EVENTS:
         return
     from django_hooks.outbound.dispatch import send_event
 
+    found, owner = owner_of(endpoint)
+    if not found:
+        return
     # send_event only picks receiving endpoints, so the disabled one is left out.
     send_event(
         ENDPOINT_DISABLED,
@@ -51,7 +63,7 @@ def on_endpoint_disabled(sender: Any, *, endpoint: Endpoint, reason: str, **kwar
             "reason": reason,
             "disabled_at": endpoint.disabled_at,
         },
-        owner=endpoint.owner,
+        owner=owner,
     )
 
 
@@ -63,6 +75,9 @@ def on_delivery_failed(
         return
     from django_hooks.outbound.dispatch import send_event
 
+    found, owner = owner_of(delivery.endpoint)
+    if not found:
+        return
     last_attempt = None
     if attempt is not None:
         last_attempt = {
@@ -79,7 +94,7 @@ def on_delivery_failed(
             "attempts": delivery.attempts,
             "last_attempt": last_attempt,
         },
-        owner=delivery.endpoint.owner,
+        owner=owner,
     )
 
 

@@ -179,3 +179,22 @@ def test_operational_events_are_off_by_default(receiver):
         Event.objects.filter(type__in=["endpoint.disabled", "message.attempt.exhausted"]).count()
         == 0
     )
+
+
+def test_an_endpoint_whose_owner_is_gone_tells_nobody_else(receiver):
+    from tests.testapp.models import Organization
+
+    org = Organization.objects.create(name="gone soon")
+    orphan = Endpoint(url=receiver.url("/orphan"))
+    orphan.owner = org
+    orphan.save()
+    Endpoint.objects.create(url=receiver.url("/unowned-watcher"), event_types=["endpoint.*"])
+    receiver.script("/orphan", Reply(410))
+    with hooks(OPERATIONAL_EVENTS=True):
+        django_hooks.send_event("order.paid", {}, owner=org)
+        org.delete()
+        drain()
+    orphan.refresh_from_db()
+    assert orphan.disabled_at is not None
+    assert receiver.to("/unowned-watcher") == []
+    assert not Event.objects.filter(type="endpoint.disabled").exists()
