@@ -14,6 +14,7 @@ class DjangoHooksConfig(AppConfig):
         from django_hooks import checks  # noqa: F401  (registers the system checks)
         from django_hooks.conf import reload_hooks_settings
         from django_hooks.outbound.dispatch import connect_model_events_setting
+        from django_hooks.outbound.operational import connect_operational_events
 
         setting_changed.connect(reload_hooks_settings, dispatch_uid="django_hooks.settings")
         connect_model_events_setting()
@@ -26,3 +27,4 @@ class DjangoHooksConfig(AppConfig):
         post_save.connect(
             on_event_saved, sender="django_hooks.Event", dispatch_uid="django_hooks.feed"
         )
+        connect_operational_events()

@@ -66,6 +66,9 @@ DEFAULTS: dict[str, Any] = {
     "FEED_STREAM_LIFETIME": 300,
     # Refuse http:// endpoint URLs (saving and delivering): payloads and signatures stay private.
     "HTTPS_ONLY": False,
+    # Send endpoint.disabled and message.attempt.exhausted events to the owner's endpoints
+    # subscribed to them (as Svix's operational webhooks).
+    "OPERATIONAL_EVENTS": False,
 }
 
 

@@ -146,7 +146,11 @@ class Endpoint(OwnedModel):
     class Meta:
         verbose_name = _("endpoint")
         verbose_name_plural = _("endpoints")
-        indexes = [models.Index(fields=["owner_content_type", "owner_id"], name="hooks_ep_owner")]
+        indexes = [
+            models.Index(fields=["owner_content_type", "owner_id"], name="hooks_ep_owner"),
+            # The admin's state filter.
+            models.Index(fields=["is_active", "disabled_at"], name="hooks_ep_state"),
+        ]
 
     def __str__(self) -> str:
         return self.url
@@ -361,6 +365,9 @@ class Delivery(models.Model):
             models.Index(fields=["endpoint", "created_at"], name="hooks_delivery_endpoint"),
             models.Index(fields=["status", "created_at"], name="hooks_delivery_status"),
             models.Index(fields=["claim_token"], name="hooks_delivery_claim"),
+            # No index on created_at alone: PostgreSQL would walk it for "an endpoint's latest
+            # delivery" (the admin's endpoint list) instead of (endpoint, created_at). The admin
+            # lists deliveries newest first by id.
         ]
 
     def __str__(self) -> str:
@@ -451,6 +458,9 @@ class InboundWebhook(models.Model):
         indexes = [
             models.Index(fields=["status", "received_at"], name="hooks_inbound_status"),
             models.Index(fields=["source", "received_at"], name="hooks_inbound_source"),
+            # The admin's list, newest first, unfiltered or by provider.
+            models.Index(fields=["received_at"], name="hooks_inbound_received"),
+            models.Index(fields=["provider", "received_at"], name="hooks_inbound_provider"),
         ]
 
     def __str__(self) -> str:

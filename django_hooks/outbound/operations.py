@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from django_hooks.conf import hooks_settings
 from django_hooks.core.payload import encode_body
 from django_hooks.exceptions import EndpointNotReceiving
-from django_hooks.models import Delivery, Endpoint, Event
+from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event
 from django_hooks.outbound.sweep import retry_deliveries
 
 
@@ -115,7 +117,132 @@ def delivery_counts(
     )
     counts = {pk: DeliveryCounts() for pk in ids}
     for row in rows:
-        counts[row["endpoint_id"]] = DeliveryCounts(
-            **{status.value: row[status.value] for status in Delivery.Status}  # type: ignore[literal-required]
-        )
+        values: dict[str, Any] = dict(row)
+        endpoint_id = values.pop("endpoint_id")
+        counts[endpoint_id] = DeliveryCounts(**values)
     return counts
+
+
+def operator_disable_endpoint(endpoint: Endpoint, reason: str = "Disabled by an operator.") -> bool:
+    """Disable ``endpoint`` by hand: no new deliveries or attempts until ``enable_endpoint``.
+
+    Unlike the automatic disable, no ``endpoint_disabled`` signal is sent (nobody needs telling).
+    Returns False when it was already disabled.
+    """
+    now = timezone.now()
+    reason = reason[:255]
+    changed = Endpoint.objects.filter(pk=endpoint.pk, disabled_at__isnull=True).update(
+        disabled_at=now, disabled_reason=reason, updated_at=now
+    )
+    if changed:
+        endpoint.disabled_at, endpoint.disabled_reason = now, reason
+    return bool(changed)
+
+
+@dataclass(frozen=True)
+class HourlyCounts:
+    """Deliveries created in one hour that succeeded or failed (pending ones are still open)."""
+
+    hour: dt.datetime
+    succeeded: int = 0
+    failed: int = 0
+
+
+def hourly_delivery_counts(
+    endpoint: Endpoint, *, hours: int = 48, now: dt.datetime | None = None
+) -> list[HourlyCounts]:
+    """Succeeded and failed deliveries per hour over the last ``hours`` hours, oldest first,
+    one entry per hour (empty hours included): one query."""
+    now = now or timezone.now()
+    current = now.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    first = current - dt.timedelta(hours=hours - 1)
+    rows = (
+        Delivery.objects.filter(
+            endpoint=endpoint,
+            created_at__gte=first,
+            status__in=[Delivery.Status.SUCCEEDED, Delivery.Status.FAILED],
+        )
+        .annotate(hour=TruncHour("created_at", tzinfo=dt.UTC))
+        .values("hour")
+        .annotate(
+            succeeded=Count("pk", filter=Q(status=Delivery.Status.SUCCEEDED)),
+            failed=Count("pk", filter=Q(status=Delivery.Status.FAILED)),
+        )
+        .order_by()
+    )
+    by_hour: dict[dt.datetime, dict[str, Any]] = {row["hour"]: dict(row) for row in rows}
+    series = []
+    for offset in range(hours):
+        hour = first + dt.timedelta(hours=offset)
+        found = by_hour.get(hour, {})
+        series.append(HourlyCounts(hour, found.get("succeeded", 0), found.get("failed", 0)))
+    return series
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Attempt durations in milliseconds over a window; None when there was no attempt."""
+
+    attempts: int
+    p50: int | None
+    p95: int | None
+
+
+def attempt_latency(
+    endpoint_ids: Iterable[int], *, since: dt.datetime, until: dt.datetime | None = None
+) -> dict[int, Latency]:
+    """p50 and p95 duration of the HTTP attempts made to each endpoint in the window.
+
+    Computed by the database (a count, then the two ranks by ``ORDER BY ... OFFSET``), so a
+    busy endpoint's durations are never loaded into memory.
+    """
+    ids = list(endpoint_ids)
+    window = Q(delivery__endpoint_id__in=ids, created_at__gte=since)
+    if until is not None:
+        window &= Q(created_at__lt=until)
+    attempts = DeliveryAttempt.objects.filter(window)
+    totals = dict(
+        attempts.values("delivery__endpoint_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+        .values_list("delivery__endpoint_id", "n")
+    )
+    result = {}
+    for pk in ids:
+        total = totals.get(pk, 0)
+        if not total:
+            result[pk] = Latency(0, None, None)
+            continue
+        durations = attempts.filter(delivery__endpoint_id=pk).order_by("duration_ms")
+        ranks = [
+            durations.values_list("duration_ms", flat=True)[nearest_rank(q, total)]
+            for q in (0.5, 0.95)
+        ]
+        result[pk] = Latency(total, ranks[0], ranks[1])
+    return result
+
+
+def nearest_rank(quantile: float, total: int) -> int:
+    """Zero-based index of the ``quantile`` of ``total`` sorted values (nearest-rank method)."""
+    return max(0, min(total - 1, math.ceil(quantile * total) - 1))
+
+
+def find_deliveries(
+    *,
+    endpoint_ids: Iterable[int] | None = None,
+    statuses: Iterable[str] | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> QuerySet[Delivery]:
+    """Deliveries by endpoint, status and creation time ``[since, until)``: what ``hooks_retry``
+    and the stats act on."""
+    deliveries = Delivery.objects.all()
+    if endpoint_ids is not None:
+        deliveries = deliveries.filter(endpoint_id__in=list(endpoint_ids))
+    if statuses is not None:
+        deliveries = deliveries.filter(status__in=list(statuses))
+    if since is not None:
+        deliveries = deliveries.filter(created_at__gte=since)
+    if until is not None:
+        deliveries = deliveries.filter(created_at__lt=until)
+    return deliveries
