@@ -118,11 +118,9 @@ def record_deliveries(
     select, params = rows.query.get_compiler(using=db).as_sql()
     quote = connection.ops.quote_name
     meta = Delivery._meta
-    columns = ", ".join(quote(meta.get_field(name).column) for name in DELIVERY_COLUMNS)
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({columns}) {select} "
-        f"RETURNING {quote(meta.pk.column)}"  # type: ignore[union-attr]
-    )
+    columns = ", ".join(quote(str(meta.get_field(name).column)) for name in DELIVERY_COLUMNS)
+    pk_column = str(meta.pk.column) if meta.pk is not None else "id"
+    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) {select} RETURNING {quote(pk_column)}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]
