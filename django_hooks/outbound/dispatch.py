@@ -118,7 +118,7 @@ def record_deliveries(
     select, params = rows.query.get_compiler(using=db).as_sql()
     quote = connection.ops.quote_name
     meta = Delivery._meta
-    columns = ", ".join(quote(str(meta.get_field(name).column)) for name in DELIVERY_COLUMNS)
+    columns = ", ".join(quote(meta.get_field(name).column) for name in DELIVERY_COLUMNS)  # type: ignore[union-attr]
     pk_column = str(meta.pk.column) if meta.pk is not None else "id"
     sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) {select} RETURNING {quote(pk_column)}"
     with connection.cursor() as cursor:
