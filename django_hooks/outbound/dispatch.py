@@ -6,10 +6,10 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.db import IntegrityError, connections, models, router, transaction
-from django.db.models import CharField, DateTimeField, IntegerField, QuerySet, Value
+from django.db.models import CharField, DateTimeField, Field, IntegerField, QuerySet, Value
 from django.db.models.signals import post_delete, post_save
 from django.forms.models import model_to_dict
 from django.utils import timezone
@@ -118,7 +118,8 @@ def record_deliveries(
     select, params = rows.query.get_compiler(using=db).as_sql()
     quote = connection.ops.quote_name
     meta = Delivery._meta
-    columns = ", ".join(quote(meta.get_field(name).column) for name in DELIVERY_COLUMNS)  # type: ignore[union-attr]
+    fields = [cast(Field, meta.get_field(name)) for name in DELIVERY_COLUMNS]
+    columns = ", ".join(quote(str(field.column)) for field in fields)
     pk_column = str(meta.pk.column) if meta.pk is not None else "id"
     sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) {select} RETURNING {quote(pk_column)}"
     with connection.cursor() as cursor:
