@@ -11,6 +11,7 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-only-not-secret")
 DEBUG = True
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 USE_TZ = True
+TIME_ZONE = "UTC"
 ROOT_URLCONF = "shop_site.urls"
 WSGI_APPLICATION = "shop_site.wsgi.application"
 STATIC_URL = "static/"
