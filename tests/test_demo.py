@@ -39,3 +39,6 @@ def test_the_demo_delivers_and_verifies_every_webhook(tmp_path, redis_url):
         r"signed push: +accepted \(HTTP 204, stored as inbound call \d+, processed\)", out
     )
     assert re.search(r"forged push: +refused \(HTTP 401 ", out)
+    assert re.search(
+        r"signed with acme's secret, sent to globex's receiver: +refused \(HTTP 401 ", out
+    )

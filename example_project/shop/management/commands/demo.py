@@ -5,6 +5,7 @@ a signed and a forged GitHub webhook, and a report of what happened."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from django_hooks.core.signing import signature_header
 from django_hooks.models import Delivery, Endpoint, Event, InboundWebhook, owner_q
 from django_hooks.outbound import tasks
 from django_hooks.testing import free_port, local_redis
@@ -70,13 +72,35 @@ class Command(BaseCommand):
             )
             self.deliver(env, timeout)
             inbound_ok, inbound_lines = self.github(site_url)
+            crossed_ok, crossed_line = self.cross_customer(accounts)
         finally:
             stop([site])
         outbound_ok = all([self.report(customer, endpoint) for customer, endpoint in accounts])
         self.stdout.write("")
         for line in inbound_lines:
             self.stdout.write(line)
-        return outbound_ok and inbound_ok
+        self.stdout.write(crossed_line)
+        return outbound_ok and inbound_ok and crossed_ok
+
+    def cross_customer(self, accounts: list[tuple[Customer, Endpoint]]) -> tuple[bool, str]:
+        """Sign a webhook with one customer's secret and post it to the other's receiver."""
+        (first, first_endpoint), (second, second_endpoint) = accounts[:2]
+        body = json.dumps({"type": "order.updated", "timestamp": "2026-01-01T00:00:00Z",
+                           "data": {"id": 1, "status": "refunded"}}).encode()  # fmt: skip
+        msg_id, timestamp = f"msg_forged_{int(time.time())}", int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature_header([first_endpoint.secret], msg_id, timestamp, body),
+        }
+        response = requests.post(second_endpoint.url, data=body, headers=headers, timeout=10)
+        refused = 400 <= response.status_code < 500
+        return refused, (
+            f"  order webhook signed with {first.slug}'s secret, sent to {second.slug}'s receiver:  "
+            f"{'refused' if refused else 'NOT REFUSED'} (HTTP {response.status_code} "
+            f"{response.text.strip()})"
+        )
 
     def place_orders(self, customers: dict[str, Customer]) -> None:
         # Model events: each change records its order.* event in the change's own transaction.
@@ -152,13 +176,13 @@ class Command(BaseCommand):
         accepted = (signed.ok and stored is not None
                     and stored.status == InboundWebhook.Status.PROCESSED)  # fmt: skip
         refused = 400 <= forged.status_code < 500 and calls.count() == 1
-        lines = [f"Inbound GitHub webhook at {url}"]
+        lines = [f"Inbound webhooks (GitHub's at {url})"]
         lines.append(
-            f"  signed push:  {'accepted' if accepted else 'NOT ACCEPTED'} (HTTP {signed.status_code}"
+            f"  GitHub signed push:  {'accepted' if accepted else 'NOT ACCEPTED'} (HTTP {signed.status_code}"
             + (f", stored as inbound call {stored.pk}, {stored.status})" if stored else ")")
         )
         lines.append(
-            f"  forged push:  {'refused' if refused else 'NOT REFUSED'} "
+            f"  GitHub forged push:  {'refused' if refused else 'NOT REFUSED'} "
             f"(HTTP {forged.status_code} {forged.text.strip()})"
         )
         return accepted and refused, lines
