@@ -4,6 +4,7 @@ endpoints, the child processes of the local site, and a GitHub-signed request.""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import hmac
 import json
@@ -90,13 +91,20 @@ def github_request(secret: str, payload: dict[str, Any]) -> tuple[bytes, dict[st
     }
 
 
+def _die_with_parent() -> None:
+    # Linux: the child gets SIGTERM if the command that started it dies without cleaning up
+    # (say, kill -9), so no worker or site outlives it.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def manage(
     *args: str, env: dict[str, str], output: IO[Any] | int | None = None
 ) -> subprocess.Popen[bytes]:
     """Start ``manage.py <args>`` in its own session, so that a Ctrl-C reaches only our handler."""
     return subprocess.Popen(
         [sys.executable, MANAGE, *args], env=env, stdout=output, stderr=subprocess.STDOUT if output else None,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )  # fmt: skip
 
 
@@ -112,6 +120,16 @@ def stop(processes: list[subprocess.Popen[bytes]], timeout: float = 10) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def check_port_free(port: int) -> None:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise CommandError(
+                f"port {port} on 127.0.0.1 is in use; choose another with --port"
+            ) from None
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:

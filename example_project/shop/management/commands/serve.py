@@ -18,6 +18,7 @@ from django_hooks.outbound import tasks
 from django_hooks.testing import local_redis
 from shop.example_site import (
     CUSTOMERS,
+    check_port_free,
     manage,
     receiver_secrets,
     reset_password,
@@ -38,6 +39,7 @@ class Command(BaseCommand):
                             help="How often the sweep re-enqueues stranded deliveries (default 10).")  # fmt: skip
 
     def handle(self, *args: Any, port: int, sweep_every: float, **options: Any) -> None:
+        check_port_free(port)
         stop_signals: list[int] = []
         previous = {
             signum: signal.signal(signum, lambda signum, frame: stop_signals.append(signum))
