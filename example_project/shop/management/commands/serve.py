@@ -97,7 +97,7 @@ class Command(BaseCommand):
                     f"  Receiver     {endpoint.url}  ({customer.name}'s endpoint)"
                     for customer, endpoint in accounts
                 ),
-                f"  GitHub hook  {site_url}/hooks/github/  (secret: $GITHUB_WEBHOOK_SECRET)",
+                f"  GitHub hook  {site_url}/hooks/github/  (secret: $GITHUB_WEBHOOK_SECRET or the settings' default)",
                 f"  Redis        {redis_url}",
                 "  Processes    "
                 + ", ".join(f"{name} pid {p.pid}" for name, p in children.items()),
