@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+SERVE_ARGS ?=
 
 .PHONY: demo test lint format typecheck docs bench serve clean check-python
 
@@ -25,6 +26,10 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 ## demo: run the example shop end to end (SQLite, a real Redis, a worker, a verifying receiver)
 demo: $(VENV)/.demo-installed
 	$(BIN)/python example_project/manage.py demo
+
+## serve: the example shop on http://127.0.0.1:8000 with a worker and the sweep (admin login printed; Ctrl-C stops all)
+serve: $(VENV)/.demo-installed
+	$(BIN)/python example_project/manage.py serve $(SERVE_ARGS)
 
 ## test: the whole suite on SQLite, or on PostgreSQL when DATABASE_URL=postgres://... is set
 test: $(VENV)/.test-installed

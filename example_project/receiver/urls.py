@@ -2,4 +2,6 @@ from django.urls import path
 
 from receiver import views
 
-urlpatterns = [path("webhooks/", views.shop_webhook, name="shop-webhook")]
+urlpatterns = [
+    path("<slug:customer>/webhooks/", views.shop_webhook, name="shop-webhook"),
+]

@@ -1,5 +1,7 @@
-"""The example shop: sends order events; its receiver app consumes them."""
+"""The example shop: sends order events to its customers' endpoints and receives GitHub's;
+its receiver app consumes the order events."""
 
+import json
 import os
 from pathlib import Path
 
@@ -9,6 +11,7 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-only-not-secret")
 DEBUG = True
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 USE_TZ = True
+TIME_ZONE = "UTC"
 ROOT_URLCONF = "shop_site.urls"
 WSGI_APPLICATION = "shop_site.wsgi.application"
 STATIC_URL = "static/"
@@ -63,9 +66,20 @@ DJANGO_HOOKS = {
     "ALLOWED_NETWORKS": ["127.0.0.0/8"],
     "RETRY_SCHEDULE": [1, 5, 30],
     "MODEL_EVENTS": {
-        "shop.Order": {"prefix": "order", "serializer": "shop.serializers.OrderSerializer"},
+        "shop.Order": {
+            "prefix": "order",
+            "serializer": "shop.serializers.OrderSerializer",
+            # Each order's events go only to the endpoints its customer owns.
+            "owner": "customer",
+        },
     },
+    # The REST API serves the customer account of the logged-in user, and only its own objects.
+    "API_OWNER": "shop.owners.customer_of_request",
 }
 
-# The secret the receiver app verifies with (set by `manage.py demo`; a real site reads its own).
-RECEIVER_WEBHOOK_SECRET = os.environ.get("RECEIVER_WEBHOOK_SECRET", "")
+# The secret each customer's receiver verifies with, {"<customer slug>": "whsec_..."} (set by
+# `manage.py demo` and `manage.py serve`; a real receiving site keeps its own in its settings).
+RECEIVER_WEBHOOK_SECRETS = json.loads(os.environ.get("RECEIVER_WEBHOOK_SECRETS") or "{}")
+
+# The secret shared with GitHub for the shop's inbound hook at /hooks/github/.
+GITHUB_WEBHOOK_SECRET = os.environ.get("GITHUB_WEBHOOK_SECRET", "example-github-secret")
