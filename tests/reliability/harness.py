@@ -231,13 +231,27 @@ def status_counts() -> dict[str, int]:
 
 
 def quiet(pool: WorkerPool, *, timeout: float = 60) -> None:
-    """Wait until nothing is queued and every live worker is idle, three polls in a row."""
+    """Wait until nothing is queued and no live worker holds a job, three polls in a row.
+
+    Workers Redis no longer knows (it was flushed) are judged by the leases in the database.
+    """
+    from django.utils import timezone
+
+    from django_hooks.models import Delivery
     from django_hooks.outbound.tasks import get_queue
 
     streak = [0]
 
     def settled() -> bool:
-        ok = get_queue().count == 0 and pool.idle()
+        ok = get_queue().count == 0
+        if ok:
+            states, live = pool.registered(), pool.live()
+            ok = bool(live) and not any(states.get(name) == "busy" for name in live)
+            if ok and not set(live) <= set(states):
+                leased = Delivery.objects.filter(
+                    status=Delivery.Status.PENDING, locked_until__gt=timezone.now()
+                )
+                ok = not leased.exists()
         streak[0] = streak[0] + 1 if ok else 0
         return streak[0] >= 3
 
