@@ -135,6 +135,15 @@ class WorkerPool:
             self.wait_ready(names)
         return names
 
+    def command(self, name: str, *args: str) -> None:
+        """Run ``manage.py <args>`` (e.g. ``hooks_sweep --loop 1``) alongside the workers."""
+        log = open(self.logdir / f"{name}.log", "wb")  # noqa: SIM115
+        self.workers[name] = subprocess.Popen(
+            [sys.executable, "-m", "django", *args],
+            env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+
     def registered(self) -> dict[str, str]:
         """Live workers' names and RQ states (``idle``, ``busy``...) as Redis knows them."""
         from redis import Redis
