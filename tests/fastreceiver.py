@@ -176,13 +176,14 @@ class FastReceiver:
                     held = self._held.get(path)
                 status = action.pick() if isinstance(action, Flaky) else action
                 webhook_id = headers.get("webhook-id", "")
-                if held is not None:
-                    await asyncio.get_running_loop().run_in_executor(None, held.wait, 60)
                 with self._arrived:
                     self.log.append(Request(path, webhook_id, str(status), time.time()))
-                    if isinstance(status, int) and 200 <= status < 300:
-                        self.accepted[(path, webhook_id)] += 1
                     self._arrived.notify_all()
+                if held is not None:
+                    await asyncio.get_running_loop().run_in_executor(None, held.wait, 60)
+                if isinstance(status, int) and 200 <= status < 300:
+                    with self._lock:
+                        self.accepted[(path, webhook_id)] += 1
                 if status == HANG:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(reader.read(), self.hang_seconds)

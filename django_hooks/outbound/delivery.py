@@ -12,10 +12,11 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -30,11 +31,14 @@ from django_hooks.outbound.transport import HTTPResult, Transport
 
 logger = logging.getLogger("django_hooks")
 
+T = TypeVar("T")
+
 RESULT_FIELDS = [
     "status", "attempts", "next_attempt_at", "locked_until", "claim_token",
     "last_status_code", "last_error", "completed_at",
 ]  # fmt: skip
 LEASE_MARGIN = 30  # seconds beyond the worst case of a batch
+WRITE_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0)  # seconds between tries to record a batch's results
 
 
 def lease_seconds(batch_size: int) -> int:
@@ -77,7 +81,11 @@ def claim(delivery_ids: Iterable[int], *, now: dt.datetime) -> tuple[uuid.UUID, 
 def deliver_batch(delivery_ids: Iterable[int]) -> BatchResult:
     """Attempt each given delivery that is still due; return what happened."""
     now = timezone.now()
-    token, deliveries = claim(delivery_ids, now=now)
+    ids = list(delivery_ids)
+    # Nothing is sent yet: a claim that fails on a dead connection is simply made again.
+    token, deliveries = with_db_retries(
+        lambda: claim(ids, now=now), what=f"claim {len(ids)} webhook deliveries"
+    )
     result = BatchResult()
     if not deliveries:
         return result
@@ -152,17 +160,58 @@ def deliver_batch(delivery_ids: Iterable[int]) -> BatchResult:
                 delivery.next_attempt_at = attempted_at + dt.timedelta(seconds=delay)
                 result.retries.append((delivery.pk, delivery.next_attempt_at))
 
-    with transaction.atomic():
-        DeliveryAttempt.objects.bulk_create(attempts)
-        written = write_results(token, deliveries, skipped, result.succeeded)
-        if written < len(deliveries):
-            drop_lost_claims(result, deliveries)
-        endpoints = {d.endpoint_id: d.endpoint for d in deliveries}
-        for endpoint_id in gone:
-            disable_endpoint(endpoints[endpoint_id], "The endpoint answered 410 Gone.", now=now)
-        track_failures(endpoints, healthy, failing - healthy - gone, now=now)
+    def record() -> None:
+        with transaction.atomic():
+            DeliveryAttempt.objects.bulk_create(attempts)
+            written = write_results(token, deliveries, skipped, result.succeeded)
+            if written < len(deliveries):
+                drop_lost_claims(result, deliveries)
+            endpoints = {d.endpoint_id: d.endpoint for d in deliveries}
+            for endpoint_id in gone:
+                disable_endpoint(endpoints[endpoint_id], "The endpoint answered 410 Gone.", now=now)
+            track_failures(endpoints, healthy, failing - healthy - gone, now=now)
+
+    with_db_retries(record, what=f"record {len(attempts)} webhook attempts",
+                    before_retry=forget_ids(attempts))  # fmt: skip
     send_outcome_signals(result, attempts)
     return result
+
+
+def with_db_retries(
+    work: Callable[[], T], *, what: str, before_retry: Callable[[], None] | None = None
+) -> T:
+    """Run ``work`` (autocommit or one transaction), again after a dropped connection or a lock
+    timeout, with pauses of ``WRITE_RETRY_PAUSES``.
+
+    Recording a batch's results is worth waiting for: its POSTs are made, and giving up means
+    making them all again once the lease runs out. Inside an outer transaction nothing can be
+    retried, so the error propagates at once.
+    """
+    for number, pause in enumerate((*WRITE_RETRY_PAUSES, None), start=1):
+        try:
+            return work()
+        except (OperationalError, InterfaceError):
+            if pause is None or connection.in_atomic_block:
+                raise
+            logger.warning("Could not %s (try %d); trying again in %gs", what, number, pause,
+                           exc_info=True)  # fmt: skip
+            # A broken connection is dropped here and replaced by the next query.
+            connection.close_if_unusable_or_obsolete()
+            if before_retry is not None:
+                before_retry()
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def forget_ids(attempts: list[DeliveryAttempt]) -> Callable[[], None]:
+    """The rolled-back insert's ids must not be reused by the next try."""
+
+    def forget() -> None:
+        for attempt in attempts:
+            attempt.pk = None
+            attempt._state.adding = True
+
+    return forget
 
 
 def write_results(

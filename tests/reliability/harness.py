@@ -196,8 +196,12 @@ class WorkerPool:
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
-    def logs(self) -> str:
-        return "\n".join(f"--- {name}\n{self.log_tail(name)}" for name in self.workers)
+    def logs(self, tail: int | None = 40) -> str:
+        """What the workers printed: the last ``tail`` lines of each, or all of it."""
+        if tail is None:
+            return "\n".join((self.logdir / f"{n}.log").read_text(errors="replace")
+                             for n in self.workers)  # fmt: skip
+        return "\n".join(f"--- {name}\n{self.log_tail(name, tail)}" for name in self.workers)
 
     def stop(self) -> None:
         """SIGKILL every worker: the test is over, nothing it does any more matters."""

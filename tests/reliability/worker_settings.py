@@ -12,6 +12,8 @@ DATABASES["default"].pop("TEST", None)
 DATABASES["default"].setdefault("OPTIONS", {}).update(
     json.loads(os.environ.get("HOOKS_DB_OPTIONS", "{}"))
 )
+if os.environ.get("HOOKS_CONN_MAX_AGE"):
+    DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ["HOOKS_CONN_MAX_AGE"])
 RQ_QUEUES = {"default": {"URL": os.environ["HOOKS_REDIS_URL"]}}
 DJANGO_HOOKS = {**DJANGO_HOOKS, **json.loads(os.environ.get("HOOKS_SETTINGS", "{}"))}
 LOGGING = {
