@@ -14,6 +14,7 @@ DATABASES["default"].setdefault("OPTIONS", {}).update(
 )
 if os.environ.get("HOOKS_CONN_MAX_AGE"):
     DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ["HOOKS_CONN_MAX_AGE"])
+ROOT_URLCONF = "tests.reliability.receivers"
 RQ_QUEUES = {"default": {"URL": os.environ["HOOKS_REDIS_URL"]}}
 DJANGO_HOOKS = {**DJANGO_HOOKS, **json.loads(os.environ.get("HOOKS_SETTINGS", "{}"))}
 LOGGING = {
