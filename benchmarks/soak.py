@@ -63,7 +63,7 @@ def main() -> int:
 
     django.setup()
     from django.core.management import call_command
-    from django.db import transaction
+    from django.db import connection, transaction
     from django.db.models import Count
 
     import django_hooks
@@ -93,7 +93,7 @@ def main() -> int:
         last_report = 0.0
         print(f"soak: {total:,} deliveries ({args.events} events x {args.endpoints} endpoints, "
               f"{args.failing} failing, {args.flapping} flapping), {args.workers} workers, "
-              f"database {'PostgreSQL' if os.environ.get('DATABASE_URL') else 'SQLite'}")  # fmt: skip
+              f"database {connection.vendor}")  # fmt: skip
         while True:
             elapsed = time.monotonic() - started
             if elapsed > args.time_limit:
@@ -107,7 +107,7 @@ def main() -> int:
             counts = dict(Delivery.objects.values_list("status").annotate(n=Count("pk")).order_by())
             done = counts.get("succeeded", 0) + counts.get("failed", 0)
             if not killed and done >= kill_at:
-                victim = [n for n in pool.live() if n.startswith("hooks-worker")][0]
+                victim = next(n for n in pool.live() if n.startswith("hooks-worker"))
                 pool.kill(victim)
                 killed = True
                 print(f"[{elapsed:5.0f}s] SIGKILL worker {victim} ({done:,} done)")
@@ -151,8 +151,9 @@ def main() -> int:
         print(f"  receiver        {len(receiver.log):,} requests, {len(accepted):,} accepted ids")
         print(f"  faults          {pool.killed} worker SIGKILL, {int(restarted)} Redis restart, "
               f"{pool.started} worker starts")  # fmt: skip
+        samples = rss[:: max(1, len(rss) // 12)]
         print("  worker RSS MiB  " + "  ".join(
-            f"{t}s:{'/'.join(f'{s:.0f}' for s in sizes)}" for t, sizes in rss[:: max(1, len(rss) // 12)]
+            f"{t}s:{'/'.join(f'{s:.0f}' for s in sizes)}" for t, sizes in samples
         ))  # fmt: skip
         return 1 if lost else 0
     finally:
