@@ -3,6 +3,7 @@ and RQ worker subprocesses that can be SIGKILLed, sharing the test database."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -128,6 +129,7 @@ class WorkerPool:
                  "--worker-class", "rq.worker.SimpleWorker", "--with-scheduler",
                  "--name", name, "--verbosity", "0"],
                 env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
             )  # fmt: skip
             log.close()
             names.append(name)
@@ -141,6 +143,7 @@ class WorkerPool:
         self.workers[name] = subprocess.Popen(
             [sys.executable, "-m", "django", *args],
             env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
         )  # fmt: skip
         log.close()
 
@@ -204,10 +207,10 @@ class WorkerPool:
         return "\n".join(f"--- {name}\n{self.log_tail(name, tail)}" for name in self.workers)
 
     def stop(self) -> None:
-        """SIGKILL every worker: the test is over, nothing it does any more matters."""
+        """SIGKILL every worker and what it forked (RQ's scheduler outlives a killed worker)."""
         for process in self.workers.values():
-            if process.poll() is None:
-                process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
         if self._tmp is not None:
             self._tmp.cleanup()
