@@ -92,3 +92,31 @@ def test_redis_lost_mid_run(worker_pool, fault_redis, fast_receiver, fault):
     assert set(fast_receiver.accepted) == expected_keys(paths)
     assert max(fast_receiver.accepted.values()) == 1, "no worker died, so nothing is sent twice"
     print(f"\n{fault}: {lost} deliveries lost their job, all recovered by the sweep")
+
+
+def test_sweeps_during_a_backlog_do_not_enqueue_the_same_deliveries_again(
+    fault_redis, transactional_db
+):
+    from django_hooks.models import Endpoint
+    from django_hooks.outbound.sweep import sweep
+    from django_hooks.outbound.tasks import get_queue
+
+    endpoint = Endpoint.objects.create(url="http://127.0.0.1:9/hook")
+    fault_redis.crash()
+    with transaction.atomic():
+        for n in range(50):
+            django_hooks.send_event("order.paid", {"id": n})
+    fault_redis.start()  # back, empty: the 50 deliveries have no job
+    Delivery.objects.update(next_attempt_at=timezone.now() - dt.timedelta(seconds=120))
+
+    assert sweep() == 50
+    jobs = get_queue().count
+    assert jobs == 3  # batches of 20
+    # Two minutes later, no worker has caught up yet: the queued jobs still cover them.
+    later = timezone.now() + dt.timedelta(seconds=120)
+    assert sweep(now=later) == 0
+    assert get_queue().count == jobs
+    # Redis loses them again: the next sweep finds every one.
+    Redis.from_url(fault_redis.url).flushall()
+    assert sweep(now=later) == 50
+    assert Delivery.objects.filter(endpoint=endpoint, status="pending").count() == 50
