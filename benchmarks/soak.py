@@ -151,13 +151,16 @@ def main() -> int:
             )
         }
         accepted = receiver.accepted
-        lost = len(succeeded - set(accepted)) + final.get("pending", 0)
-        lost += total - sum(final.values())
+        # Lost: recorded as delivered but never accepted by the receiver, or no row at all.
+        # Pending at the time limit is unfinished (still retrying), reported apart.
+        lost = len(succeeded - set(accepted)) + total - sum(final.values())
+        unfinished = final.get("pending", 0)
         duplicates = sum(times - 1 for times in accepted.values() if times > 1)
         print("\nsoak result")
         print(f"  deliveries      {total:,} in {elapsed:.0f}s ({total / elapsed:.0f}/s end to end)")
         print(f"  final status    {final}")
         print(f"  lost            {lost}")
+        print(f"  unfinished      {unfinished} (pending at the time limit)")
         print(f"  duplicates      {duplicates} (POSTed again after a kill or a lost result)")
         print(f"  receiver        {len(receiver.log):,} requests, {len(accepted):,} accepted ids")
         print(f"  faults          {pool.killed} worker SIGKILL, {int(restarted)} Redis restart, "
@@ -166,7 +169,7 @@ def main() -> int:
         print("  worker RSS MiB  " + "  ".join(
             f"{t}s:{'/'.join(f'{s:.0f}' for s in sizes)}" for t, sizes in samples
         ))  # fmt: skip
-        return 1 if lost else 0
+        return 1 if lost or unfinished else 0
     finally:
         pool.stop()
         receiver.close()
