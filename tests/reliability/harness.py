@@ -117,6 +117,7 @@ class WorkerPool:
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
         self.started = 0
         self.killed = 0
+        self.keep = 0  # as a process supervisor: keep this many workers running (0: don't)
 
     def start(self, count: int = 1, *, wait: bool = True) -> list[str]:
         names = []
@@ -170,6 +171,12 @@ class WorkerPool:
             return set(names) <= set(self.registered())
 
         wait_until(ready, timeout=timeout, what=f"workers {names} to register")
+
+    def top_up(self) -> None:
+        """Start workers for those that exited, up to ``keep`` (what systemd or Kubernetes do)."""
+        running = [name for name in self.live() if name.startswith("hooks-worker")]
+        if len(running) < self.keep:
+            self.start(self.keep - len(running), wait=False)
 
     def live(self) -> list[str]:
         return [name for name, p in self.workers.items() if p.poll() is None]
@@ -259,6 +266,7 @@ def quiet(pool: WorkerPool, *, timeout: float = 60) -> None:
     streak = [0]
 
     def settled() -> bool:
+        pool.top_up()
         ok = get_queue().count == 0
         if ok:
             states, live = pool.registered(), pool.live()
