@@ -15,6 +15,7 @@ import time
 import pytest
 import requests
 from django.core.management import call_command
+from django.db import connection  # noqa: F401  (read by the skipif condition)
 from django.utils import timezone
 
 from django_hooks.core.ids import new_id
