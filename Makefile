@@ -59,3 +59,9 @@ docs: $(BIN)/python
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info example_project/db.sqlite3
+
+## soak: 100,000 deliveries through a worker SIGKILL and a Redis restart; prints lost (must be 0).
+## Several minutes; not part of `make test` or CI. SOAK_ARGS="--events 100" for a shorter run.
+.PHONY: soak
+soak: $(VENV)/.test-installed
+	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)

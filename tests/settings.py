@@ -1,6 +1,7 @@
 """Settings for the test suite: SQLite by default, PostgreSQL when DATABASE_URL is set."""
 
 import os
+import tempfile
 from urllib.parse import unquote, urlsplit
 
 SECRET_KEY = "django-hooks-tests-not-secret"
@@ -30,7 +31,24 @@ def database_from_url(url: str) -> dict:
 if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": database_from_url(os.environ["DATABASE_URL"])}
 else:
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": ":memory:",
+            # A file, not :memory:, so that the worker processes of tests/reliability share the
+            # test database; WAL and IMMEDIATE transactions let several processes write to it.
+            "TEST": {
+                "NAME": os.path.join(
+                    tempfile.gettempdir(), f"django-hooks-tests-{os.getpid()}.sqlite3"
+                )
+            },
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+            },
+        }
+    }
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django_hooks.conf import hooks_settings
 from django_hooks.core.retry import next_retry_delay
 from django_hooks.models import InboundWebhook
+from django_hooks.outbound.tasks import close_stale_connections
 
 logger = logging.getLogger("django_hooks.inbound")
 
@@ -49,6 +50,15 @@ class StoredRequest(HttpRequest):
 
 def process_call(record_id: int) -> str:
     """The RQ job: run the stored call's handler once; retry on exception per RETRY_SCHEDULE."""
+    # A connection the database dropped since the last job is replaced, as around a request.
+    close_stale_connections()
+    try:
+        return run_call(record_id)
+    finally:
+        close_stale_connections()
+
+
+def run_call(record_id: int) -> str:
     from django_hooks.inbound.decorators import HANDLERS, WebhookCall, run_handler
 
     # A conditional update claims the call: of two jobs for one call, only one runs it.

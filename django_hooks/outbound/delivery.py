@@ -12,11 +12,12 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from django_hooks import signals
@@ -30,11 +31,14 @@ from django_hooks.outbound.transport import HTTPResult, Transport
 
 logger = logging.getLogger("django_hooks")
 
+T = TypeVar("T")
+
 RESULT_FIELDS = [
     "status", "attempts", "next_attempt_at", "locked_until", "claim_token",
     "last_status_code", "last_error", "completed_at",
 ]  # fmt: skip
 LEASE_MARGIN = 30  # seconds beyond the worst case of a batch
+WRITE_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0)  # seconds between tries to record a batch's results
 
 
 def lease_seconds(batch_size: int) -> int:
@@ -77,7 +81,11 @@ def claim(delivery_ids: Iterable[int], *, now: dt.datetime) -> tuple[uuid.UUID, 
 def deliver_batch(delivery_ids: Iterable[int]) -> BatchResult:
     """Attempt each given delivery that is still due; return what happened."""
     now = timezone.now()
-    token, deliveries = claim(delivery_ids, now=now)
+    ids = list(delivery_ids)
+    # Nothing is sent yet: a claim that fails on a dead connection is simply made again.
+    token, deliveries = with_db_retries(
+        lambda: claim(ids, now=now), what=f"claim {len(ids)} webhook deliveries"
+    )
     result = BatchResult()
     if not deliveries:
         return result
@@ -92,6 +100,7 @@ def deliver_batch(delivery_ids: Iterable[int]) -> BatchResult:
     healthy: set[int] = set()
     failing: set[int] = set()
     attempts: list[DeliveryAttempt] = []
+    skipped: list[Delivery] = []
 
     for delivery in deliveries:
         endpoint = delivery.endpoint
@@ -99,6 +108,7 @@ def deliver_batch(delivery_ids: Iterable[int]) -> BatchResult:
             # Not now: the delivery stays pending and is picked up again later.
             delivery.locked_until = None
             delivery.claim_token = None
+            skipped.append(delivery)
             continue
         headers, response = send_attempt(delivery, client, bodies, signers, now)
         attempted_at = timezone.now()
@@ -150,17 +160,92 @@ def deliver_batch(delivery_ids: Iterable[int]) -> BatchResult:
                 delivery.next_attempt_at = attempted_at + dt.timedelta(seconds=delay)
                 result.retries.append((delivery.pk, delivery.next_attempt_at))
 
-    with transaction.atomic():
-        DeliveryAttempt.objects.bulk_create(attempts)
-        written = Delivery.objects.filter(claim_token=token).bulk_update(deliveries, RESULT_FIELDS)
-        if written < len(deliveries):
-            drop_lost_claims(result, deliveries)
-        endpoints = {d.endpoint_id: d.endpoint for d in deliveries}
-        for endpoint_id in gone:
-            disable_endpoint(endpoints[endpoint_id], "The endpoint answered 410 Gone.", now=now)
-        track_failures(endpoints, healthy, failing - healthy - gone, now=now)
+    def record() -> None:
+        with transaction.atomic():
+            DeliveryAttempt.objects.bulk_create(attempts)
+            written = write_results(token, deliveries, skipped, result.succeeded)
+            if written < len(deliveries):
+                drop_lost_claims(result, deliveries)
+            endpoints = {d.endpoint_id: d.endpoint for d in deliveries}
+            for endpoint_id in gone:
+                disable_endpoint(endpoints[endpoint_id], "The endpoint answered 410 Gone.", now=now)
+            track_failures(endpoints, healthy, failing - healthy - gone, now=now)
+
+    with_db_retries(record, what=f"record {len(attempts)} webhook attempts",
+                    before_retry=forget_ids(attempts))  # fmt: skip
     send_outcome_signals(result, attempts)
     return result
+
+
+def with_db_retries(
+    work: Callable[[], T], *, what: str, before_retry: Callable[[], None] | None = None
+) -> T:
+    """Run ``work`` (autocommit or one transaction), again after a dropped connection or a lock
+    timeout, with pauses of ``WRITE_RETRY_PAUSES``.
+
+    Recording a batch's results is worth waiting for: its POSTs are made, and giving up means
+    making them all again once the lease runs out. Inside an outer transaction nothing can be
+    retried, so the error propagates at once.
+    """
+    for number, pause in enumerate((*WRITE_RETRY_PAUSES, None), start=1):
+        try:
+            return work()
+        except (OperationalError, InterfaceError):
+            if pause is None or connection.in_atomic_block:
+                raise
+            logger.warning("Could not %s (try %d); trying again in %gs", what, number, pause,
+                           exc_info=True)  # fmt: skip
+            # A broken connection is dropped here and replaced by the next query.
+            connection.close_if_unusable_or_obsolete()
+            if before_retry is not None:
+                before_retry()
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def forget_ids(attempts: list[DeliveryAttempt]) -> Callable[[], None]:
+    """The rolled-back insert's ids must not be reused by the next try."""
+
+    def forget() -> None:
+        for attempt in attempts:
+            attempt.pk = None
+            attempt._state.adding = True
+
+    return forget
+
+
+def write_results(
+    token: uuid.UUID, deliveries: list[Delivery], skipped: list[Delivery], succeeded: list[Delivery]
+) -> int:
+    """Write the batch's outcomes where our claim still holds; return how many rows changed.
+
+    Successes share every value but ``attempts`` (one more each) and the code, so they take one
+    UPDATE per status code; only retries and failures need ``bulk_update``'s per-row CASE, whose
+    SQL costs more to build than the POSTs take on a fast receiver.
+    """
+    claimed = Delivery.objects.filter(claim_token=token)
+    written = 0
+    if skipped:
+        written += claimed.filter(pk__in=[d.pk for d in skipped]).update(
+            locked_until=None, claim_token=None
+        )
+    by_code: dict[int | None, list[Delivery]] = {}
+    for delivery in succeeded:
+        by_code.setdefault(delivery.last_status_code, []).append(delivery)
+    for code, group in by_code.items():
+        completed_at = max(d.completed_at for d in group if d.completed_at is not None)
+        for delivery in group:
+            delivery.completed_at = completed_at
+        written += claimed.filter(pk__in=[d.pk for d in group]).update(
+            status=Delivery.Status.SUCCEEDED, attempts=F("attempts") + 1, next_attempt_at=None,
+            locked_until=None, claim_token=None, last_status_code=code, last_error="",
+            completed_at=completed_at,
+        )  # fmt: skip
+    done = {d.pk for d in skipped} | {d.pk for d in succeeded}
+    rest = [d for d in deliveries if d.pk not in done]
+    if rest:
+        written += claimed.bulk_update(rest, RESULT_FIELDS)
+    return written
 
 
 def drop_lost_claims(result: BatchResult, deliveries: list[Delivery]) -> None:

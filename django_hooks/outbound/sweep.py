@@ -38,6 +38,7 @@ def sweep(
     from django_hooks.outbound.tasks import enqueue_deliveries, oldest_queued_at
 
     now = now or timezone.now()
+    cutoff = now
     try:
         head = oldest_queued_at()
     except Exception:
@@ -46,12 +47,20 @@ def sweep(
         # A backlog: jobs enqueued after the head have not run yet, so only what fell due
         # before the head was enqueued can have lost its job. Sweeping more would only
         # duplicate jobs still waiting their turn.
-        now = min(now, head)
+        cutoff = min(now, head)
     ids = list(
-        stranded_deliveries(now=now, grace=grace)
+        stranded_deliveries(now=cutoff, grace=grace)
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )
+    if ids:
+        # Due again from now: while the jobs enqueued here wait in a backlog, the next sweeps
+        # see them as due after the head and leave them alone, instead of enqueueing the same
+        # overdue deliveries again every round (after losing Redis with a large backlog, that
+        # flooded the queue with duplicate jobs and slowed recovery to a crawl).
+        Delivery.objects.filter(pk__in=ids, status=Delivery.Status.PENDING).update(
+            next_attempt_at=now
+        )
     if ids and not enqueue_deliveries(ids):
         raise ConnectionError("could not reach the queue's Redis; nothing was enqueued")
     return len(ids)

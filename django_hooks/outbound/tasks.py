@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import django_rq
+from django.db import connections
 from django.utils import timezone
 from rq import Queue
 
@@ -107,9 +108,23 @@ def schedule_retries(retries: Iterable[tuple[int, dt.datetime]]) -> None:
         logger.warning("Could not schedule webhook retries; hooks_sweep will.", exc_info=True)
 
 
+def close_stale_connections() -> None:
+    """Close database connections that are broken or past ``CONN_MAX_AGE``, as Django does
+    around each request; never one inside a transaction (a test's, or a caller's)."""
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close_if_unusable_or_obsolete()
+
+
 def deliver(delivery_ids: list[int]) -> dict[str, int]:
     """The RQ job: attempt a batch of deliveries and schedule their retries."""
-    result = deliver_batch(delivery_ids)
+    # As Django does around each request: a worker lives for weeks, and a connection the
+    # database dropped meanwhile (restart, failover, idle timeout) would fail every later job.
+    close_stale_connections()
+    try:
+        result = deliver_batch(delivery_ids)
+    finally:
+        close_stale_connections()
     schedule_retries(result.retries)
     return {
         "attempted": result.attempted,
