@@ -114,7 +114,9 @@ def deliver_batch(delivery_ids: Iterable[int]) -> BatchResult:
         attempted_at = timezone.now()
         delivery.attempts += 1
         result.attempted += 1
-        outcome = classify(response.status_code)
+        # A status line followed by a broken body (reset, timeout, bad chunking) proves nothing
+        # about what the receiver meant: retried like any other failed attempt.
+        outcome = Outcome.RETRY if response.error else classify(response.status_code)
         attempts.append(
             DeliveryAttempt(
                 delivery=delivery,
