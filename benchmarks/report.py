@@ -168,4 +168,7 @@ def write_report(
         *targets,
         "",
     ]
-    path.write_text("\n".join(head + body) + "\n")
+    # The soak (make soak) writes its own section; a benchmark run keeps it.
+    previous = path.read_text() if path.exists() else ""
+    soak = previous[previous.index("## Soak") :] if "## Soak" in previous else ""
+    path.write_text("\n".join(head + body) + "\n" + (f"\n{soak}" if soak else ""))

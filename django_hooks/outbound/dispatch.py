@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 from collections.abc import Callable
 from typing import Any, cast
@@ -80,10 +79,35 @@ def send_event(
         subscribed = Endpoint.objects.using(db).filter(owned).receiving().subscribed_to(event_type)
         ids = record_deliveries(event, subscribed, created_at, db)
         if ids:
-            from django_hooks.outbound.tasks import enqueue_deliveries
-
-            transaction.on_commit(functools.partial(enqueue_deliveries, ids), using=db)
+            enqueue_on_commit(ids, using=db)
     return event
+
+
+class _CommitBatch:
+    """The delivery ids recorded in one transaction, enqueued together when it commits."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+
+    def __call__(self) -> None:
+        from django_hooks.outbound.tasks import enqueue_deliveries
+
+        ids, self.ids = self.ids, []
+        enqueue_deliveries(ids)
+
+
+def enqueue_on_commit(ids: list[int], *, using: str) -> None:
+    """Enqueue ``ids`` once the current transaction commits, together with every other delivery
+    recorded in it: a transaction that sends 2,000 events makes full ``BATCH_SIZE`` jobs, not
+    2,000 small ones. A delivery rolled back with its savepoint is skipped by the worker."""
+    connection = connections[using]
+    batch = getattr(connection, "_django_hooks_batch", None)
+    # Django drops the callback when the transaction rolls back: start a new batch then.
+    if batch is None or not any(entry[1] is batch for entry in connection.run_on_commit):
+        batch = _CommitBatch()
+        connection._django_hooks_batch = batch  # type: ignore[attr-defined]
+        transaction.on_commit(batch, using=using)
+    batch.ids.extend(ids)
 
 
 DELIVERY_COLUMNS = ("event", "endpoint", "status", "attempts", "next_attempt_at", "created_at",

@@ -2,6 +2,7 @@ import decimal
 
 import pytest
 from django.db import connection, transaction
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 import django_hooks
@@ -119,3 +120,24 @@ def test_bad_input_is_refused_before_anything_is_written(args, error, message):
     with pytest.raises(error, match=message):
         django_hooks.send_event(*args)
     assert not Event.objects.exists() and not Delivery.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_transaction_enqueues_full_batches(redis):
+    from django_hooks.outbound.tasks import get_queue
+
+    for n in range(5):
+        Endpoint.objects.create(url=f"http://127.0.0.1:9/{n}")
+    with override_settings(DJANGO_HOOKS={"ALLOWED_NETWORKS": ["127.0.0.0/8"], "BATCH_SIZE": 20}):
+        with transaction.atomic():
+            for n in range(40):  # 200 deliveries
+                django_hooks.send_event("order.paid", {"n": n})
+        assert get_queue().count == 10  # not 40 jobs of 5
+        with transaction.atomic():
+            django_hooks.send_event("order.paid", {"n": "rolled back"})
+            transaction.set_rollback(True)
+        with transaction.atomic():
+            django_hooks.send_event("order.paid", {"n": "after the rollback"})
+        assert get_queue().count == 11
+    job_ids = [id_ for job in get_queue().get_jobs() for id_ in job.args[0]]
+    assert sorted(job_ids) == sorted(Delivery.objects.values_list("pk", flat=True))
