@@ -30,7 +30,7 @@ def create(client, **body):
         ({"url": "http://10.1.2.3/hook"}, "url", "private"),
         ({"url": "http://169.254.169.254/latest/meta-data"}, "url", "metadata"),
         ({"url": "ftp://127.0.0.1/hook"}, "url", ""),
-        ({"url": "not a url"}, "url", "valid URL"),
+        ({"url": "not a url"}, "url", "whitespace"),
         (
             {"url": "http://127.0.0.1:9/", "event_types": ["order..paid"]},
             "event_types",

@@ -23,6 +23,7 @@ from tests.security.corpus import (
     FakeDNS,
     SSRFCase,
     assert_refused_page,
+    assert_refused_response,
     refusing_ssrf,
 )
 
@@ -146,6 +147,35 @@ def test_admin_add_form_accepts_a_public_url(superuser_client) -> None:
         data["url"] = SAFE_URL
         response = superuser_client.post(admin_add_url(Endpoint), data)
     assert response.status_code == 302, response.content.decode()[:2000]
+    assert Endpoint.objects.get().url == SAFE_URL
+
+
+@pytest.mark.parametrize("case", SSRF_CASES, ids=str)
+def test_api_create_refuses(case: SSRFCase, django_user_model, port) -> None:
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_login(django_user_model.objects.create_user("customer"))
+    with refusing_ssrf():
+        response = api.post("/api/hooks/endpoints/", {"url": case.at(port)}, format="json")
+    assert_refused_response(response, case)
+    assert not Endpoint.objects.exists()
+
+
+def test_api_create_and_update_accept_a_public_url_and_refuse_a_private_one(
+    django_user_model, port
+) -> None:
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_login(django_user_model.objects.create_user("customer"))
+    with refusing_ssrf():
+        created = api.post("/api/hooks/endpoints/", {"url": SAFE_URL}, format="json")
+        assert created.status_code == 201, created.content
+        pk = created.json()["id"]
+        case = SSRF_CASES[0]
+        response = api.patch(f"/api/hooks/endpoints/{pk}/", {"url": case.at(port)}, format="json")
+    assert_refused_response(response, case)
     assert Endpoint.objects.get().url == SAFE_URL
 
 
