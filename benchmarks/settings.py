@@ -37,7 +37,11 @@ else:
 # As recommended for worker processes (docs/operations.md): keep the connection between jobs,
 # checked before reuse, instead of reconnecting for every batch.
 for database in DATABASES.values():
-    database["CONN_MAX_AGE"] = None if os.environ.get("BENCH_CONN_MAX_AGE", "none") == "none" else int(os.environ["BENCH_CONN_MAX_AGE"])
+    database["CONN_MAX_AGE"] = (
+        None
+        if os.environ.get("BENCH_CONN_MAX_AGE", "none") == "none"
+        else int(os.environ["BENCH_CONN_MAX_AGE"])
+    )
     database["CONN_HEALTH_CHECKS"] = True
 
 INSTALLED_APPS = [
