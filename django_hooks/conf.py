@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "DISABLE_AFTER": 5 * 24 * 3600,
     # Largest encoded payload send_event accepts, in bytes.
     "MAX_PAYLOAD_BYTES": 256 * 1024,
-    # Deliveries one RQ job attempts (PERF_NOTES: a job per delivery costs more than the POST).
+    # Deliveries one RQ job attempts (RQ costs more per job than a POST takes: batch them).
     "BATCH_SIZE": 20,
     # Seconds an old secret keeps signing after rotate_secret().
     "SECRET_GRACE_PERIOD": 24 * 3600,
