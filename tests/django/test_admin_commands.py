@@ -279,3 +279,17 @@ def test_hooks_prune_names_what_is_wrong():
         run("hooks_prune", "--older-than", "a while")
     with pytest.raises(CommandError, match="at least 1"):
         run("hooks_prune", "--batch-size", "0")
+
+
+def test_hooks_prune_deletes_expired_idempotency_keys():
+    from django_hooks.models import IdempotencyKey
+
+    old = IdempotencyKey.objects.create(key="old", fingerprint="f")
+    IdempotencyKey.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - dt.timedelta(hours=25)
+    )
+    IdempotencyKey.objects.create(key="new", fingerprint="f")
+    out = io.StringIO()
+    call_command("hooks_prune", stdout=out)
+    assert "Deleted 1 expired REST API idempotency keys." in out.getvalue()
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]

@@ -1,6 +1,7 @@
 """Delete stored inbound calls older than INBOUND_RETENTION and finished events (with their
 deliveries and attempts) older than EVENT_RETENTION, in batches; nothing still pending is
-touched, so it is safe while workers run. Run it daily."""
+touched, so it is safe while workers run. Also deletes REST API idempotency keys past their
+24 hours. Run it daily."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django_hooks.api.idempotency import prune_idempotency_keys
 from django_hooks.management.arguments import duration
 from django_hooks.retention import prune
 
@@ -36,3 +38,5 @@ class Command(BaseCommand):
             f"Deleted {counts['deliveries']} deliveries and {counts['attempts']} attempts "
             "with those events."
         )
+        keys = prune_idempotency_keys()
+        self.stdout.write(f"Deleted {keys} expired REST API idempotency keys.")
