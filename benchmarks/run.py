@@ -51,7 +51,7 @@ def throwaway_postgres() -> Iterator[str | None]:
                     "-U", "postgres"], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", f"{workdir}/data", "-l",
                     f"{workdir}/log", "-w", "-o",
-                    f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1"],
+                    f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1", "start"],
                    check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     try:
         subprocess.run([*as_postgres, str(bindir.parent / "bin" / "createdb"), "-h", "127.0.0.1",
