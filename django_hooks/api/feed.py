@@ -36,9 +36,10 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import models, transaction
+from django.db import models, router
 from django.db.models import Q
 
+from django_hooks.commit import on_commit_batch
 from django_hooks.conf import hooks_settings
 from django_hooks.core import ids
 from django_hooks.core.ids import first_id_at, id_timestamp, new_id
@@ -90,31 +91,37 @@ def _redis() -> Any:
 
 def on_event_saved(sender: Any, instance: Event, created: bool, raw: bool = False,
                    using: str | None = None, **kwargs: Any) -> None:  # fmt: skip
-    """``post_save`` receiver: check the event's position once its transaction commits."""
+    """``post_save`` receiver: check the transaction's new events once it commits."""
     if not created or raw:
         return
     channel = channel_for(instance.owner_content_type_id, instance.owner_id)
-    pk, position = instance.pk, instance.feed_position
-
-    def committed() -> None:
-        event_committed(pk, position, channel, using=using)
-
-    # robust: a failure here is logged, never raised to the code that just committed.
-    transaction.on_commit(committed, using=using, robust=True)
+    on_commit_batch(events_committed, [(instance.pk, instance.feed_position, channel)],
+                    using=using or router.db_for_write(Event))  # fmt: skip
 
 
-def event_committed(pk: str, position: str, channel: str, *, using: str | None = None) -> str:
-    """Move a late-committed event above every horizon served so far; wake waiting readers."""
-    if clock() - id_timestamp(position) > lag() / 2:
-        moved = new_id("", now=clock())
-        Event.objects.using(using).filter(pk=pk, feed_position=position).update(feed_position=moved)
-        position = moved
+def events_committed(events: list[tuple[str, str, str]], using: str) -> None:
+    """Move late-committed events above every horizon served so far; wake waiting readers.
+
+    ``events`` are one transaction's (pk, position, channel): one UPDATE for all the late ones
+    and one PUBLISH per channel, whatever the number of events.
+    """
+    now = clock()
+    late = [Event(pk=pk, feed_position=new_id("", now=now))
+            for pk, position, _ in events if now - id_timestamp(position) > lag() / 2]  # fmt: skip
+    if late:
+        Event.objects.using(using).bulk_update(late, ["feed_position"], batch_size=500)
+    moved = {event.pk: event.feed_position for event in late}
+    latest: dict[str, str] = {}
+    for pk, position, channel in events:
+        latest[channel] = max(latest.get(channel, ""), moved.get(pk, position))
     try:
-        _redis().publish(channel, position)
+        with _redis().pipeline(transaction=False) as pipe:
+            for channel, position in latest.items():
+                pipe.publish(channel, position)
+            pipe.execute()
     except Exception:
-        # Readers still find the event at their next safety-net query.
+        # Readers still find the events at their next safety-net query.
         logger.debug("Could not publish a feed wake-up", exc_info=True)
-    return position
 
 
 # -- reading --------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from django_hooks.commit import on_commit_batch
 from django_hooks.conf import hooks_settings
 from django_hooks.core.payload import encode_body
 from django_hooks.event_types import check_declared
@@ -83,31 +84,17 @@ def send_event(
     return event
 
 
-class _CommitBatch:
-    """The delivery ids recorded in one transaction, enqueued together when it commits."""
+def _enqueue_committed(ids: list[int], using: str) -> None:
+    from django_hooks.outbound.tasks import enqueue_deliveries
 
-    def __init__(self) -> None:
-        self.ids: list[int] = []
-
-    def __call__(self) -> None:
-        from django_hooks.outbound.tasks import enqueue_deliveries
-
-        ids, self.ids = self.ids, []
-        enqueue_deliveries(ids)
+    enqueue_deliveries(ids)
 
 
 def enqueue_on_commit(ids: list[int], *, using: str) -> None:
     """Enqueue ``ids`` once the current transaction commits, together with every other delivery
     recorded in it: a transaction that sends 2,000 events makes full ``BATCH_SIZE`` jobs, not
     2,000 small ones. A delivery rolled back with its savepoint is skipped by the worker."""
-    connection = connections[using]
-    batch = getattr(connection, "_django_hooks_batch", None)
-    # Django drops the callback when the transaction rolls back: start a new batch then.
-    if batch is None or not any(entry[1] is batch for entry in connection.run_on_commit):
-        batch = _CommitBatch()
-        connection._django_hooks_batch = batch  # type: ignore[attr-defined]
-        transaction.on_commit(batch, using=using)
-    batch.ids.extend(ids)
+    on_commit_batch(_enqueue_committed, ids, using=using)
 
 
 DELIVERY_COLUMNS = ("event", "endpoint", "status", "attempts", "next_attempt_at", "created_at",

@@ -10,6 +10,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection, connections, transaction
 from django.test import AsyncClient, override_settings
+from django.test.utils import CaptureQueriesContext
 
 import django_hooks
 from django_hooks.api import feed
@@ -90,6 +91,42 @@ def test_an_event_that_commits_late_is_not_missed(as_alice, alice, time_travel):
     # It was moved above the cursor the consumer held; an on-time event is never moved.
     assert Event.objects.get(pk=late.pk).feed_position > cursor
     assert Event.objects.get(pk=early.pk).feed_position == early.feed_position
+
+
+def test_one_transaction_of_events_costs_one_update_and_one_publish_per_owner(
+    alice, bob, redis, time_travel
+):
+    """After commit, the late events of a transaction are moved by one UPDATE, and each owner's
+    readers are woken by one PUBLISH carrying the newest position, however many events."""
+    pubsub = redis.pubsub()
+    pubsub.subscribe(feed.owner_channel(alice), feed.owner_channel(bob))
+    owners = [bob if n % 3 == 0 else alice for n in range(30)]
+    with CaptureQueriesContext(connection) as queries:
+        with transaction.atomic():
+            events = [django_hooks.send_event("order.paid", {}, owner=owner) for owner in owners]
+            time_travel.advance(2)  # the transaction commits 2 s after its first position
+    moves = [q for q in queries if q["sql"].startswith("UPDATE") and "feed_position" in q["sql"]]
+    assert len(moves) == 1
+    positions = dict(Event.objects.values_list("pk", "feed_position"))
+    assert all(positions[e.pk] > e.feed_position for e in events), "every late event moved"
+    published = []
+    while (message := pubsub.get_message(timeout=0.5)) is not None:
+        if message["type"] == "message":
+            published.append((message["channel"].decode(), message["data"].decode()))
+    newest = {}
+    for owner, event in zip(owners, events, strict=True):
+        channel = feed.owner_channel(owner)
+        newest[channel] = max(newest.get(channel, ""), positions[event.pk])
+    assert sorted(published) == sorted(newest.items())
+
+
+def test_events_that_commit_in_time_are_not_moved(alice, redis, time_travel):
+    with CaptureQueriesContext(connection) as queries:
+        with transaction.atomic():
+            events = [django_hooks.send_event("order.paid", {}, owner=alice) for _ in range(5)]
+    assert not [q for q in queries if "feed_position" in q["sql"] and q["sql"].startswith("UPDATE")]
+    positions = dict(Event.objects.values_list("pk", "feed_position"))
+    assert all(positions[e.pk] == e.feed_position for e in events)
 
 
 @on_postgres
