@@ -60,5 +60,7 @@ DJANGO_HOOKS = {
     "RETRY_SCHEDULE": [1, 1, 1],
     "TIMEOUT": 5,
 }
+if os.environ.get("BENCH_BATCH_SIZE"):  # to try other batch sizes by hand
+    DJANGO_HOOKS["BATCH_SIZE"] = int(os.environ["BENCH_BATCH_SIZE"])
 LOGGING = {"version": 1, "disable_existing_loggers": False,
            "root": {"handlers": [], "level": "WARNING"}}  # fmt: skip

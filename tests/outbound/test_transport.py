@@ -549,8 +549,9 @@ def test_tls_uses_the_url_host_name_for_sni_and_verification(
     server_names: list[str | None] = []
     server = tls_server(serve, certificates["hooks.test"], server_names)
     resolver = CountingResolver(["127.0.0.1"])
-    transport = transports(guard=URLGuard(LOOPBACK, resolver=resolver))
-    transport._session.verify = str(certificates["ca"])
+    transport = transports(
+        guard=URLGuard(LOOPBACK, resolver=resolver), ca_certs=str(certificates["ca"])
+    )
 
     result = post(transport, server.url(host="hooks.test", scheme="https"))
     assert (result.status_code, result.body, result.error) == (200, b"secure", "")
@@ -560,8 +561,10 @@ def test_tls_uses_the_url_host_name_for_sni_and_verification(
 
 def test_tls_certificate_for_another_name_is_refused(serve, transports, certificates) -> None:
     server = tls_server(serve, certificates["other.test"], [])
-    transport = transports(guard=URLGuard(LOOPBACK, resolver=CountingResolver(["127.0.0.1"])))
-    transport._session.verify = str(certificates["ca"])
+    transport = transports(
+        guard=URLGuard(LOOPBACK, resolver=CountingResolver(["127.0.0.1"])),
+        ca_certs=str(certificates["ca"]),
+    )
 
     result = post(transport, server.url(host="hooks.test", scheme="https"))
     assert result.status_code is None
