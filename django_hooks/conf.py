@@ -30,7 +30,7 @@ DEFAULTS: dict[str, Any] = {
     # Largest encoded payload send_event accepts, in bytes.
     "MAX_PAYLOAD_BYTES": 256 * 1024,
     # Deliveries one RQ job attempts (RQ costs more per job than a POST takes: batch them).
-    "BATCH_SIZE": 20,
+    "BATCH_SIZE": 50,
     # Seconds an old secret keeps signing after rotate_secret().
     "SECRET_GRACE_PERIOD": 24 * 3600,
     # Explicit proxy URL for outgoing webhooks; environment proxies are never used.

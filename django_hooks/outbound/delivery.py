@@ -38,12 +38,23 @@ RESULT_FIELDS = [
     "last_status_code", "last_error", "completed_at",
 ]  # fmt: skip
 LEASE_MARGIN = 30  # seconds beyond the worst case of a batch
+BATCH_WORK_LIMIT = 300  # seconds of attempts a job starts; the rest of its batch waits for later
 WRITE_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0)  # seconds between tries to record a batch's results
 
 
+def attempt_seconds() -> int:
+    """The longest one attempt can take: the total deadline plus signing and bookkeeping."""
+    return int(hooks_settings.TIMEOUT) + 2
+
+
 def lease_seconds(batch_size: int) -> int:
-    """How long a worker may hold a batch: every attempt timing out, plus a margin."""
-    return batch_size * (int(hooks_settings.TIMEOUT) + 2) + LEASE_MARGIN
+    """How long a worker may hold a batch: every attempt it starts timing out, plus a margin.
+
+    A job starts attempts for at most ``BATCH_WORK_LIMIT`` seconds, so a dead worker's batch is
+    claimable again within about five minutes whatever ``BATCH_SIZE`` is.
+    """
+    most = max(1, BATCH_WORK_LIMIT // attempt_seconds())
+    return min(batch_size, most) * attempt_seconds() + LEASE_MARGIN
 
 
 @dataclass
@@ -93,7 +104,10 @@ def deliver_batch(delivery_ids: Iterable[int]) -> BatchResult:
     schedule = hooks_settings.RETRY_SCHEDULE
     store_limit = hooks_settings.RESPONSE_STORE_LIMIT
     client = transport()
-    lease_deadline = time.monotonic() + lease_seconds(len(deliveries)) - LEASE_MARGIN
+    # An attempt starts only if it can finish with half the margin left to write the results.
+    lease_deadline = (
+        time.monotonic() + lease_seconds(len(deliveries)) - attempt_seconds() - LEASE_MARGIN / 2
+    )
     bodies: dict[str, bytes] = {}
     signers: dict[int, Signer] = {}
     gone: set[int] = set()

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, cast
 
+from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import CharField, DateTimeField, Field, IntegerField, QuerySet, Value
 from django.db.models.signals import post_delete, post_save
@@ -19,7 +20,14 @@ from django_hooks.conf import hooks_settings
 from django_hooks.core.payload import encode_body
 from django_hooks.event_types import check_declared
 from django_hooks.exceptions import ConfigurationError, InvalidEventType
-from django_hooks.models import EVENT_TYPE_RE, Delivery, Endpoint, Event, owner_q
+from django_hooks.models import (
+    EVENT_TYPE_RE,
+    Delivery,
+    Endpoint,
+    Event,
+    owner_q,
+    subscription_patterns,
+)
 
 logger = logging.getLogger("django_hooks")
 
@@ -77,8 +85,7 @@ def send_event(
             except IntegrityError:
                 # Another transaction recorded the same key first.
                 return Event.objects.using(db).get(owned, idempotency_key=idempotency_key)
-        subscribed = Endpoint.objects.using(db).filter(owned).receiving().subscribed_to(event_type)
-        ids = record_deliveries(event, subscribed, created_at, db)
+        ids = record_deliveries(event, owner, created_at, db)
         if ids:
             enqueue_on_commit(ids, using=db)
     return event
@@ -101,10 +108,15 @@ DELIVERY_COLUMNS = ("event", "endpoint", "status", "attempts", "next_attempt_at"
                     "last_error")  # fmt: skip
 
 
+def subscribers(owner: models.Model | None, event_type: str, db: str) -> QuerySet[Endpoint]:
+    """The endpoints that get a delivery of ``owner``'s ``event_type`` events."""
+    return Endpoint.objects.using(db).filter(owner_q(owner)).receiving().subscribed_to(event_type)
+
+
 def record_deliveries(
-    event: Event, endpoints: QuerySet[Endpoint], created_at: dt.datetime, db: str
+    event: Event, owner: models.Model | None, created_at: dt.datetime, db: str
 ) -> list[int]:
-    """Insert one pending delivery per endpoint in ``endpoints``; return their ids.
+    """Insert one pending delivery per subscribed endpoint; return their ids.
 
     Where the database can return rows from an insert, this is one ``INSERT ... SELECT``: one
     query and no Python work per endpoint, whatever the fan-out. Elsewhere, a select and a
@@ -114,18 +126,65 @@ def record_deliveries(
     if not connection.features.can_return_rows_from_bulk_insert:
         deliveries = Delivery.objects.using(db).bulk_create(
             Delivery(event=event, endpoint_id=pk, next_attempt_at=created_at, created_at=created_at)
-            for pk in endpoints.values_list("pk", flat=True)
+            for pk in subscribers(owner, event.type, db).values_list("pk", flat=True)
         )
         return [delivery.pk for delivery in deliveries]
+    sql, params = delivery_insert(event, owner, created_at, db)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+#: (database alias, has an owner, number of subscription patterns) -> the INSERT's SQL.
+_INSERT_SQL: dict[tuple[str, bool, int], str] = {}
+
+
+def delivery_insert(
+    event: Event, owner: models.Model | None, created_at: dt.datetime, db: str
+) -> tuple[str, list[Any]]:
+    """The ``INSERT ... SELECT`` of ``record_deliveries`` and its parameters.
+
+    Compiling the ORM query costs more than running it, and its SQL depends only on the shape
+    of the call (owner or not, how many patterns match the type). So the SQL is compiled once
+    per shape, and later calls only bind their values. The values are bound in the order the
+    ORM used, and a shape is cached only after its parameters matched the ORM's exactly: if a
+    Django version compiled it differently, every call would simply go through the ORM.
+    """
+    connection = connections[db]
+    patterns = subscription_patterns(event.type)
+    when = DateTimeField().get_db_prep_value(created_at, connection)
+    owned: list[Any] = []
+    if owner is not None:
+        owned = [ContentType.objects.db_manager(db).get_for_model(owner).pk, str(owner.pk)]
+    like = [f"%|{connection.ops.prep_for_like_query(pattern)}|%" for pattern in patterns]
+    params = [event.pk, Delivery.Status.PENDING.value, 0, when, when, "", *owned, "", *like]
+    key = (db, owner is not None, len(patterns))
+    sql = _INSERT_SQL.get(key)
+    if sql is not None:
+        return sql, params
+    sql, compiled = _compile_delivery_insert(event, owner, created_at, db)
+    if list(compiled) == params:
+        _INSERT_SQL[key] = sql
+    return sql, list(compiled)
+
+
+def _compile_delivery_insert(
+    event: Event, owner: models.Model | None, created_at: dt.datetime, db: str
+) -> tuple[str, tuple[Any, ...]]:
+    connection = connections[db]
     when = DateTimeField()
-    rows = endpoints.annotate(
-        _event=Value(event.pk, output_field=CharField()),
-        _status=Value(Delivery.Status.PENDING.value, output_field=CharField()),
-        _attempts=Value(0, output_field=IntegerField()),
-        _next=Value(created_at, output_field=when),
-        _created=Value(created_at, output_field=when),
-        _error=Value("", output_field=CharField()),
-    ).values_list("_event", "pk", "_status", "_attempts", "_next", "_created", "_error")
+    rows = (
+        subscribers(owner, event.type, db)
+        .annotate(
+            _event=Value(event.pk, output_field=CharField()),
+            _status=Value(Delivery.Status.PENDING.value, output_field=CharField()),
+            _attempts=Value(0, output_field=IntegerField()),
+            _next=Value(created_at, output_field=when),
+            _created=Value(created_at, output_field=when),
+            _error=Value("", output_field=CharField()),
+        )
+        .values_list("_event", "pk", "_status", "_attempts", "_next", "_created", "_error")
+    )
     select, params = rows.query.get_compiler(using=db).as_sql()
     quote = connection.ops.quote_name
     meta = Delivery._meta
@@ -133,9 +192,7 @@ def record_deliveries(
     columns = ", ".join(quote(str(field.column)) for field in fields)
     pk_column = str(meta.pk.column) if meta.pk is not None else "id"
     sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) {select} RETURNING {quote(pk_column)}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
+    return sql, tuple(params)
 
 
 # -- model events ----------------------------------------------------------------------------

@@ -356,3 +356,35 @@ def test_the_sweep_leaves_a_backlog_alone(receiver, redis):
     # Once the backlog is gone (Redis lost it), the delivery is stranded and swept.
     redis.flushdb()
     assert sweep(grace=0) == 1
+
+
+def test_a_batch_stops_starting_attempts_at_its_work_limit_and_leaves_the_rest_pending(
+    receiver, monkeypatch
+):
+    """However large BATCH_SIZE is, a job holds its batch for about BATCH_WORK_LIMIT: a dead
+    worker's deliveries are claimable again within minutes, and a slow batch hands back what it
+    could not start in time, unattempted and unlocked."""
+    from django_hooks.outbound import delivery as delivery_module
+
+    with hooks(TIMEOUT=15, BATCH_SIZE=200):
+        assert delivery_module.lease_seconds(200) <= delivery_module.BATCH_WORK_LIMIT + 30
+        assert delivery_module.lease_seconds(1) == 17 + 30
+        Endpoint.objects.create(url=receiver.url())
+        for n in range(5):
+            django_hooks.send_event("order.paid", {"n": n})
+        clock = [1000.0]
+        monkeypatch.setattr(delivery_module.time, "monotonic", lambda: clock[0])
+        real_send = delivery_module.send_attempt
+
+        def slow_send(*args, **kwargs):
+            clock[0] += 100  # each attempt "takes" 100 s
+            return real_send(*args, **kwargs)
+
+        monkeypatch.setattr(delivery_module, "send_attempt", slow_send)
+        ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
+        result = deliver(ids)
+    # The lease of 5 attempts is 5 x 17 + 30 s: attempts start while one can still finish.
+    assert result["succeeded"] == 1
+    rows = list(Delivery.objects.order_by("pk").values_list("status", "attempts", "locked_until"))
+    assert rows[0][:2] == ("succeeded", 1)
+    assert all(row == ("pending", 0, None) for row in rows[1:])

@@ -141,3 +141,38 @@ def test_one_transaction_enqueues_full_batches(redis):
         assert get_queue().count == 11
     job_ids = [id_ for job in get_queue().get_jobs() for id_ in job.args[0]]
     assert sorted(job_ids) == sorted(Delivery.objects.values_list("pk", flat=True))
+
+
+def test_cached_delivery_inserts_pick_exactly_the_endpoints_the_orm_selects(monkeypatch):
+    """The INSERT's SQL is compiled once per shape, then only bound: every later call must pick
+    the same endpoints the subscription query does, for every owner, type and endpoint state."""
+    from django.utils import timezone
+
+    from django_hooks.outbound import dispatch
+
+    acme, globex = Organization.objects.create(name="acme"), Organization.objects.create(name="g")
+    for owner in (None, acme, globex):
+        for types in ([], ["order.*"], ["order.paid"], ["order_x.pa_id"], ["invoice.*"]):
+            Endpoint.objects.create(url="http://127.0.0.1:9/", owner=owner, event_types=types)
+        Endpoint.objects.create(url="http://127.0.0.1:9/", owner=owner, is_active=False)
+        Endpoint.objects.create(url="http://127.0.0.1:9/", owner=owner, disabled_at=timezone.now())
+    compiled = []
+    real_compile = dispatch._compile_delivery_insert
+
+    def counting(*args):
+        compiled.append(args[0].type)
+        return real_compile(*args)
+
+    monkeypatch.setattr(dispatch, "_compile_delivery_insert", counting)
+    dispatch._INSERT_SQL.clear()
+    types = ["order.paid", "order_x.pa_id", "orderxpaid", "invoice.sent.late", "order.paid.now"]
+    for _ in range(3):
+        for owner in (None, acme, globex):
+            for event_type in types:
+                event = django_hooks.send_event(event_type, {}, owner=owner)
+                expected = set(
+                    dispatch.subscribers(owner, event_type, "default").values_list("pk", flat=True)
+                )
+                assert set(event.deliveries.values_list("endpoint_id", flat=True)) == expected
+    # One compilation per shape (owner or not x 1, 2 or 3 patterns), none after.
+    assert len(compiled) == len(dispatch._INSERT_SQL) == 6
