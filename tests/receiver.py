@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from django.test import override_settings
+
 
 @dataclass
 class Reply:
@@ -94,3 +96,16 @@ class Receiver:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             thread.join(timeout=5)
+
+
+def hooks(**overrides):
+    """``DJANGO_HOOKS`` for delivering to this receiver: loopback allowed, retries due at once,
+    a 2 s timeout; ``overrides`` on top."""
+    return override_settings(
+        DJANGO_HOOKS={
+            "ALLOWED_NETWORKS": ["127.0.0.0/8"],
+            "RETRY_SCHEDULE": [0, 0, 0],
+            "TIMEOUT": 2,
+            **overrides,
+        }  # fmt: skip
+    )

@@ -32,7 +32,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -256,32 +256,30 @@ class Feed:
         body = json.dumps(event_payload(event), cls=PayloadEncoder, separators=(",", ":"))
         return f"id: {event.feed_position}\ndata: {body}\n\n"
 
+    def _send_page(self, page: Page, clock: _StreamClock) -> Iterator[str]:
+        for event in page.events:
+            yield self.sse_event(event)
+            clock.sent()
+
     def stream(self, after: str = "") -> Iterator[str]:
         """Server-sent events (sync, for WSGI): events as they commit, heartbeats, then end."""
-        heartbeat = float(hooks_settings.FEED_HEARTBEAT)
-        end = time.monotonic() + float(hooks_settings.FEED_STREAM_LIFETIME)
+        clock = _StreamClock(time.monotonic)
         pubsub = self._subscribe()
         try:
-            yield f"retry: 2000\n: resuming after {after or 'the start'}\n\n"
-            last_sent = time.monotonic()
-            while time.monotonic() < end:
+            yield stream_opening(after)
+            while clock.running():
                 page = self.page(after, 100)
-                for event in page.events:
-                    yield self.sse_event(event)
-                    last_sent = time.monotonic()
+                yield from self._send_page(page, clock)
                 after = page.next
                 if page.has_more:
                     continue
-                beat_at = last_sent + heartbeat
-                timeout = min(beat_at, end) - time.monotonic()
-                position = self._wait_for_message(pubsub, min(max(timeout, 0.0), RECHECK))
+                position = self._wait_for_message(pubsub, clock.wait_timeout())
                 if position is not None:
-                    delay = min(self._until_visible(position), max(0.0, end - time.monotonic()))
-                    if delay:
+                    if delay := clock.delay_until_visible(self._until_visible(position)):
                         time.sleep(delay)
-                elif beat_at <= time.monotonic() < end:
-                    yield ": heartbeat\n\n"
-                    last_sent = time.monotonic()
+                elif clock.heartbeat_due():
+                    yield HEARTBEAT
+                    clock.sent()
         finally:
             if pubsub is not None:
                 pubsub.close()
@@ -292,9 +290,7 @@ class Feed:
 
         from asgiref.sync import sync_to_async
 
-        heartbeat = float(hooks_settings.FEED_HEARTBEAT)
-        loop = asyncio.get_running_loop()
-        end = loop.time() + float(hooks_settings.FEED_STREAM_LIFETIME)
+        clock = _StreamClock(asyncio.get_running_loop().time)
         read = sync_to_async(self.page)
         client = await sync_to_async(_async_client)()
         pubsub = None
@@ -306,31 +302,62 @@ class Feed:
                 except Exception:
                     logger.warning("Feed wake-ups unavailable (Redis)", exc_info=True)
                     pubsub = None
-            yield f"retry: 2000\n: resuming after {after or 'the start'}\n\n"
-            last_sent = loop.time()
-            while loop.time() < end:
+            yield stream_opening(after)
+            while clock.running():
                 page = await read(after, 100)
-                for event in page.events:
-                    yield self.sse_event(event)
-                    last_sent = loop.time()
+                for line in self._send_page(page, clock):
+                    yield line
                 after = page.next
                 if page.has_more:
                     continue
-                beat_at = last_sent + heartbeat
-                timeout = min(beat_at, end) - loop.time()
-                position = await _async_message(pubsub, min(max(timeout, 0.0), RECHECK))
+                position = await _async_message(pubsub, clock.wait_timeout())
                 if position is not None:
-                    delay = min(self._until_visible(position), max(0.0, end - loop.time()))
-                    if delay:
+                    if delay := clock.delay_until_visible(self._until_visible(position)):
                         await asyncio.sleep(delay)
-                elif beat_at <= loop.time() < end:
-                    yield ": heartbeat\n\n"
-                    last_sent = loop.time()
+                elif clock.heartbeat_due():
+                    yield HEARTBEAT
+                    clock.sent()
         finally:
             if pubsub is not None:
                 await pubsub.aclose()
             if client is not None:
                 await client.aclose(close_connection_pool=True)
+
+
+HEARTBEAT = ": heartbeat\n\n"
+
+
+def stream_opening(after: str) -> str:
+    return f"retry: 2000\n: resuming after {after or 'the start'}\n\n"
+
+
+class _StreamClock:
+    """The timing of one SSE stream, shared by the WSGI and ASGI loops: when it ends, how long
+    it may wait for a wake-up, when a heartbeat is due."""
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self.now = now
+        self.heartbeat = float(hooks_settings.FEED_HEARTBEAT)
+        self.end = now() + float(hooks_settings.FEED_STREAM_LIFETIME)
+        self.last_sent = now()
+
+    def running(self) -> bool:
+        return self.now() < self.end
+
+    def sent(self) -> None:
+        self.last_sent = self.now()
+
+    def wait_timeout(self) -> float:
+        """Until the next heartbeat or the end, at most ``RECHECK`` (the safety-net query)."""
+        until = min(self.last_sent + self.heartbeat, self.end) - self.now()
+        return min(max(until, 0.0), RECHECK)
+
+    def delay_until_visible(self, delay: float) -> float:
+        """``delay``, cut short by the end of the stream."""
+        return min(delay, max(0.0, self.end - self.now()))
+
+    def heartbeat_due(self) -> bool:
+        return self.last_sent + self.heartbeat <= self.now() < self.end
 
 
 _ASYNC_KEYS = ("host", "port", "db", "username", "password", "path", "client_name",

@@ -23,6 +23,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 from django.db import transaction
 
+from django_hooks import testing
 from django_hooks.models import Endpoint
 from shop.models import Customer
 
@@ -133,12 +134,7 @@ def check_port_free(port: int) -> None:
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise CommandError(f"the site exited during start-up (status {process.returncode})")
-        with contextlib.suppress(OSError):
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        time.sleep(0.1)
-    raise CommandError(f"the site did not listen on port {port} within {timeout:.0f}s")
+    try:
+        testing.wait_for_port(port, process, timeout=timeout)
+    except RuntimeError as exc:
+        raise CommandError(f"the site on port {port}: {exc}") from None

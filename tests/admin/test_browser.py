@@ -8,11 +8,9 @@ Skipped when no Chromium is installed, unless DJANGO_HOOKS_BROWSER_TESTS=require
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,7 +20,7 @@ from pathlib import Path
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from django_hooks.testing import free_port
+from django_hooks.testing import free_port, wait_for_port
 from tests.receiver import Reply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,18 +51,6 @@ if CHROMIUM is None or sync_playwright is None:
     pytest.skip(f"Browser tests skipped: {missing} on this machine.", allow_module_level=True)
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the example site exited with {process.returncode}")
-        with contextlib.suppress(OSError):
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"the example site did not listen on port {port}")
 
 
 def stop(process: subprocess.Popen) -> None:

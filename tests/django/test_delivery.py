@@ -14,20 +14,9 @@ from django_hooks.models import Delivery, DeliveryAttempt, Endpoint
 from django_hooks.outbound.sweep import enable_endpoint, sweep
 from django_hooks.outbound.tasks import deliver
 from django_hooks.testing import drain, run_worker
-from tests.receiver import Reply
+from tests.receiver import Reply, hooks
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis")]
-
-
-def hooks(**overrides):
-    return override_settings(
-        DJANGO_HOOKS={
-            "ALLOWED_NETWORKS": ["127.0.0.0/8"],
-            "RETRY_SCHEDULE": [0, 0, 0],
-            "TIMEOUT": 2,
-            **overrides,
-        }  # fmt: skip
-    )
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import datetime as dt
 import json
 
 import pytest
-from django.test import override_settings
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -13,20 +12,9 @@ import django_hooks
 from django_hooks.models import Delivery, Endpoint, Event
 from django_hooks.outbound.sweep import enable_endpoint
 from django_hooks.testing import drain, run_worker
-from tests.receiver import Reply
+from tests.receiver import Reply, hooks
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis")]
-
-
-def hooks(**overrides):
-    return override_settings(
-        DJANGO_HOOKS={
-            "ALLOWED_NETWORKS": ["127.0.0.0/8"],
-            "RETRY_SCHEDULE": [0, 0, 0],
-            "TIMEOUT": 2,
-            **overrides,
-        }  # fmt: skip
-    )
 
 
 def travel_failing_since(endpoint, **ago):

@@ -6,7 +6,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from django_hooks import testing
 from django_hooks.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,16 +55,10 @@ def test_the_wheel_holds_every_package_file_and_passes_twine(dist):
 
 
 def wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"exited during start-up:\n{log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"nothing listened on {port}:\n{log.read_text()}")
+    try:
+        testing.wait_for_port(port, process, timeout=timeout)
+    except RuntimeError as exc:
+        raise AssertionError(f"{exc}:\n{log.read_text()}") from None
 
 
 def last_line(text: str) -> str:
