@@ -29,7 +29,17 @@ DEFAULTS: dict[str, Any] = {
     "DISABLE_AFTER": 5 * 24 * 3600,
     # Largest encoded payload send_event accepts, in bytes.
     "MAX_PAYLOAD_BYTES": 256 * 1024,
-    # Deliveries one RQ job attempts (RQ costs more per job than a POST takes: batch them).
+    # Attempts one worker process keeps in flight at once (threads inside the delivery job).
+    # 64: against receivers answering in 100 ms one process then spends its core on
+    # signing, HTTP and bookkeeping rather than waiting (see docs/operations.md, sizing).
+    "CONCURRENCY": 64,
+    # Attempts in flight to one endpoint at once, across every worker; Endpoint.max_concurrency
+    # overrides it per endpoint. A hanging endpoint holds at most this many slots.
+    "ENDPOINT_CONCURRENCY": 16,
+    # Seconds a worker's claim on a delivery lasts without renewal; a live worker renews it
+    # every third of that, so a killed worker's deliveries are taken over within one lease.
+    "LEASE": 30,
+    # Most deliveries one claim takes and one results write holds.
     "BATCH_SIZE": 50,
     # Seconds an old secret keeps signing after rotate_secret().
     "SECRET_GRACE_PERIOD": 24 * 3600,

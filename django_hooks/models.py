@@ -135,6 +135,23 @@ class Endpoint(OwnedModel):
     disabled_at = models.DateTimeField(_("disabled at"), null=True, blank=True, editable=False)
     disabled_reason = models.CharField(_("disabled reason"), max_length=255, blank=True)
     failing_since = models.DateTimeField(null=True, blank=True, editable=False)
+    max_concurrency = models.PositiveIntegerField(
+        _("max concurrency"),
+        null=True,
+        blank=True,
+        help_text=_("Attempts in flight at once, across all workers; empty: ENDPOINT_CONCURRENCY."),
+    )
+    rate_limit = models.PositiveIntegerField(
+        _("rate limit"),
+        null=True,
+        blank=True,
+        help_text=_("Most deliveries per second, across all workers; empty: no limit."),
+    )
+    # No worker claims the endpoint's deliveries before this time: its circuit is open (it timed
+    # out or refused connections) or its rate limit is spent for the moment.
+    paused_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # Times in a row the circuit opened; while above 0, one probe at a time tests the endpoint.
+    circuit_failures = models.PositiveIntegerField(default=0, editable=False)
     secret_ciphertext = models.TextField(editable=False)
     # [{"ciphertext": ..., "expires_at": ISO 8601}]: rotated-out secrets still signing.
     previous_secrets = models.JSONField(default=list, editable=False)

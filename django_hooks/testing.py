@@ -107,23 +107,28 @@ def run_worker(queue_name: str | None = None) -> bool:
 
 
 def drain(*, timeout: float = 30.0, queue_name: str | None = None) -> None:
-    """Work the queue until no delivery is pending and due, or raise ``TimeoutError``.
+    """Work the queue until no delivery is pending, or raise ``TimeoutError``.
 
-    Retries scheduled in the future are waited for, so use a short ``RETRY_SCHEDULE`` in tests.
+    Queued jobs run first, as a worker would run them; then the engine runs in this process
+    whenever something is due, and waits out retries, leases and paused endpoints in between
+    (so use a short ``RETRY_SCHEDULE`` in tests).
     """
     from django.utils import timezone
 
     from django_hooks.models import Delivery
+    from django_hooks.outbound.claims import next_due_at
+    from django_hooks.outbound.engine import Drain
 
     deadline = time.monotonic() + timeout
     while True:
         run_worker(queue_name)
+        Drain().run()
         pending = Delivery.objects.filter(status=Delivery.Status.PENDING, endpoint__is_active=True,
                                           endpoint__disabled_at__isnull=True)  # fmt: skip
         if not pending.exists():
             return
         if time.monotonic() > deadline:
             raise TimeoutError(f"{pending.count()} deliveries still pending after {timeout}s")
-        soonest = pending.order_by("next_attempt_at").values_list("next_attempt_at", flat=True)[0]
+        soonest = next_due_at()
         wait = (soonest - timezone.now()).total_seconds() if soonest else 0.05
         time.sleep(min(max(wait, 0.05), 0.5))

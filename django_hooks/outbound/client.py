@@ -48,6 +48,7 @@ def transport() -> Transport:
         hooks_settings.RESPONSE_READ_LIMIT,
         _resolver,
         bool(hooks_settings.HTTPS_ONLY),
+        hooks_settings.CONCURRENCY,
     )
     return _cached(
         "transport",
@@ -58,6 +59,7 @@ def transport() -> Transport:
             read_limit=hooks_settings.RESPONSE_READ_LIMIT,
             proxy=hooks_settings.PROXY,
             user_agent=hooks_settings.USER_AGENT,
+            max_connections=int(hooks_settings.CONCURRENCY),
         ),
     )
 

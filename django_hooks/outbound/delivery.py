@@ -1,9 +1,10 @@
-"""Attempting deliveries: claim a batch, POST each, record every attempt in bulk.
+"""One attempt of a delivery, and writing what a group of attempts did in one transaction.
 
-A worker claims deliveries with a lease (``locked_until`` + ``claim_token``) in one conditional
-UPDATE, so two jobs for the same delivery never both send it, and a delivery whose worker died
-becomes claimable again when the lease runs out (``hooks_sweep`` re-enqueues it). Results are
-written only where the claim still holds, so a late worker cannot undo a success.
+``send_attempt`` runs in the worker's threads: it signs and POSTs, touching no database.
+``Outcomes`` turns finished attempts into status changes (succeeded, retry at, failed, 410's
+disable, the endpoint's circuit) and ``Outcomes.write`` records them in bulk, only where this
+worker's claim still holds, so a late worker cannot undo a success. Whatever one delivery's
+response or bookkeeping raises is recorded as that delivery's error; the rest is still written.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -26,7 +27,6 @@ from django_hooks.core.payload import encode_body
 from django_hooks.core.retry import Outcome, classify, next_retry_delay, parse_retry_after
 from django_hooks.core.signing import Signer
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint
-from django_hooks.outbound.client import transport
 from django_hooks.outbound.transport import HTTPResult, Transport
 
 logger = logging.getLogger("django_hooks")
@@ -37,113 +37,112 @@ RESULT_FIELDS = [
     "status", "attempts", "next_attempt_at", "locked_until", "claim_token",
     "last_status_code", "last_error", "completed_at",
 ]  # fmt: skip
-LEASE_MARGIN = 30  # seconds beyond the worst case of a batch
-BATCH_WORK_LIMIT = 300  # seconds of attempts a job starts; the rest of its batch waits for later
-WRITE_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0)  # seconds between tries to record a batch's results
+WRITE_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0)  # seconds between tries to record a group's results
+#: Seconds an endpoint's circuit stays open after its n-th opening in a row (then the last).
+CIRCUIT_COOLDOWNS = (5, 10, 20, 40, 80, 160, 300)
 
 
-def attempt_seconds() -> int:
-    """The longest one attempt can take: the total deadline plus signing and bookkeeping."""
-    return int(hooks_settings.TIMEOUT) + 2
+def circuit_cooldown(failures: int) -> int:
+    return CIRCUIT_COOLDOWNS[min(max(failures, 1), len(CIRCUIT_COOLDOWNS)) - 1]
 
 
-def lease_seconds(batch_size: int) -> int:
-    """How long a worker may hold a batch: every attempt it starts timing out, plus a margin.
+@dataclass
+class Attempted:
+    """One claimed delivery back from a worker thread; ``response`` None: not attempted."""
 
-    A job starts attempts for at most ``BATCH_WORK_LIMIT`` seconds, so a dead worker's batch is
-    claimable again within about five minutes whatever ``BATCH_SIZE`` is.
-    """
-    most = max(1, BATCH_WORK_LIMIT // attempt_seconds())
-    return min(batch_size, most) * attempt_seconds() + LEASE_MARGIN
+    delivery: Delivery
+    headers: dict[str, str] = field(default_factory=dict)
+    response: HTTPResult | None = None
+    at: dt.datetime = field(default_factory=timezone.now)
 
 
 @dataclass
 class BatchResult:
-    """What a batch did; ``retries`` lists (delivery id, when) for the caller to schedule."""
+    """What a drain did, added up over its groups."""
 
     attempted: int = 0
     succeeded: list[Delivery] = field(default_factory=list)
     failed: list[Delivery] = field(default_factory=list)
     retries: list[tuple[int, dt.datetime]] = field(default_factory=list)
 
+    def add(self, other: BatchResult) -> None:
+        self.attempted += other.attempted
+        self.succeeded += other.succeeded
+        self.failed += other.failed
+        self.retries += other.retries
 
-def claim(delivery_ids: Iterable[int], *, now: dt.datetime) -> tuple[uuid.UUID, list[Delivery]]:
-    """Lease the deliveries that are pending, due and not held by another worker."""
-    ids = list(delivery_ids)
-    token = uuid.uuid4()
-    # Only this row's own columns in the WHERE: PostgreSQL re-checks them on concurrent updates.
-    claimed = (
-        Delivery.objects.filter(
-            pk__in=ids, status=Delivery.Status.PENDING, next_attempt_at__lte=now
-        )
-        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
-        .update(locked_until=now + dt.timedelta(seconds=lease_seconds(len(ids))), claim_token=token)
-    )
-    if not claimed:
-        return token, []
-    deliveries = list(
-        Delivery.objects.filter(claim_token=token)
-        .select_related("event", "endpoint")
-        .order_by("pk")
-    )
-    return token, deliveries
+    def summary(self) -> dict[str, int]:
+        return {
+            "attempted": self.attempted,
+            "succeeded": len(self.succeeded),
+            "failed": len(self.failed),
+            "retrying": len(self.retries),
+        }
 
 
-def deliver_batch(delivery_ids: Iterable[int]) -> BatchResult:
-    """Attempt each given delivery that is still due; return what happened."""
-    now = timezone.now()
-    ids = list(delivery_ids)
-    # Nothing is sent yet: a claim that fails on a dead connection is simply made again.
-    token, deliveries = with_db_retries(
-        lambda: claim(ids, now=now), what=f"claim {len(ids)} webhook deliveries"
-    )
-    result = BatchResult()
-    if not deliveries:
-        return result
+class Outcomes:
+    """The status changes of one group of finished attempts, written in one transaction."""
 
-    schedule = hooks_settings.RETRY_SCHEDULE
-    store_limit = hooks_settings.RESPONSE_STORE_LIMIT
-    client = transport()
-    # An attempt starts only if it can finish with half the margin left to write the results.
-    lease_deadline = (
-        time.monotonic() + lease_seconds(len(deliveries)) - attempt_seconds() - LEASE_MARGIN / 2
-    )
-    bodies: dict[str, bytes] = {}
-    signers: dict[int, Signer] = {}
-    gone: set[int] = set()
-    healthy: set[int] = set()
-    failing: set[int] = set()
-    attempts: list[DeliveryAttempt] = []
-    skipped: list[Delivery] = []
+    def __init__(self, token: uuid.UUID) -> None:
+        self.token = token
+        self.result = BatchResult()
+        self.deliveries: list[Delivery] = []
+        self.attempts: list[DeliveryAttempt] = []
+        self.released: dict[dt.datetime | None, list[Delivery]] = {}
+        self.endpoints: dict[int, Endpoint] = {}
+        self.gone: set[int] = set()
+        self.healthy: set[int] = set()
+        self.failing: set[int] = set()
+        self.answered: set[int] = set()
+        self.unreachable: set[int] = set()
 
-    for delivery in deliveries:
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def add(self, attempted: Attempted) -> None:
+        """Apply one finished attempt; a failure here is recorded as the attempt's error."""
+        delivery = attempted.delivery
+        self.endpoints.setdefault(delivery.endpoint_id, delivery.endpoint)
+        if attempted.response is None:
+            self.release(delivery)
+            return
+        attempts_before, result = delivery.attempts, self.result
+        counts = (result.attempted, len(result.succeeded), len(result.failed), len(result.retries))
+        try:
+            self._apply(attempted)
+        except Exception as exc:
+            logger.exception("Could not record webhook delivery %s's attempt", delivery.pk)
+            delivery.attempts = attempts_before
+            result.attempted = counts[0]
+            del result.succeeded[counts[1] :], result.failed[counts[2] :]
+            del result.retries[counts[3] :]
+            error = f"internal error: {type(exc).__name__}: {exc}"[:1000]
+            self._apply(Attempted(delivery, {}, HTTPResult(None, {}, b"", error), attempted.at))
+
+    def release(self, delivery: Delivery, at: dt.datetime | None = None) -> None:
+        """Hand back unattempted: due again at ``at`` (or as it was)."""
+        self.released.setdefault(at, []).append(delivery)
+
+    def _apply(self, attempted: Attempted) -> None:
+        delivery, response, at = attempted.delivery, attempted.response, attempted.at
+        assert response is not None
         endpoint = delivery.endpoint
-        if not endpoint.is_receiving or endpoint.pk in gone or time.monotonic() > lease_deadline:
-            # Not now: the delivery stays pending and is picked up again later.
-            delivery.locked_until = None
-            delivery.claim_token = None
-            skipped.append(delivery)
-            continue
-        headers, response = send_attempt(delivery, client, bodies, signers, now)
-        attempted_at = timezone.now()
         delivery.attempts += 1
-        result.attempted += 1
+        self.result.attempted += 1
         # A status line followed by a broken body (reset, timeout, bad chunking) proves nothing
         # about what the receiver meant: retried like any other failed attempt.
         outcome = Outcome.RETRY if response.error else classify(response.status_code)
-        attempts.append(
-            DeliveryAttempt(
-                delivery=delivery,
-                number=delivery.attempts,
-                url=endpoint.url,
-                request_headers=loggable_headers(headers, endpoint.headers),
-                status_code=response.status_code,
-                response_headers=response.headers,
-                response_body=response.body[:store_limit].decode("utf-8", errors="replace"),
-                error=response.error,
-                duration_ms=response.duration_ms,
-                created_at=attempted_at,
-            )
+        store_limit = int(hooks_settings.RESPONSE_STORE_LIMIT)
+        attempt = DeliveryAttempt(
+            delivery=delivery,
+            number=delivery.attempts,
+            url=endpoint.url,
+            request_headers=loggable_headers(attempted.headers, endpoint.headers),
+            status_code=response.status_code,
+            response_headers=response.headers,
+            response_body=response.body[:store_limit].decode("utf-8", errors="replace"),
+            error=response.error,
+            duration_ms=response.duration_ms,
+            created_at=at,
         )
         delivery.last_status_code = response.status_code
         delivery.last_error = describe_failure(
@@ -151,46 +150,95 @@ def deliver_batch(delivery_ids: Iterable[int]) -> BatchResult:
         )
         delivery.locked_until = None
         delivery.claim_token = None
+        if response.status_code is not None:
+            self.answered.add(endpoint.pk)
+        elif response.unreachable:
+            self.unreachable.add(endpoint.pk)
 
-        (healthy if outcome is Outcome.SUCCEEDED else failing).add(endpoint.pk)
+        (self.healthy if outcome is Outcome.SUCCEEDED else self.failing).add(endpoint.pk)
         if outcome is Outcome.SUCCEEDED:
             delivery.status = Delivery.Status.SUCCEEDED
-            delivery.completed_at = attempted_at
+            delivery.completed_at = at
             delivery.next_attempt_at = None
-            result.succeeded.append(delivery)
+            self.result.succeeded.append(delivery)
         elif outcome is Outcome.GONE:
             # The receiver asked us to stop: disable the endpoint; this waits for re-enable.
-            gone.add(endpoint.pk)
-            delivery.next_attempt_at = attempted_at
+            self.gone.add(endpoint.pk)
+            delivery.next_attempt_at = at
         else:
             retry_after = None
             if response.status_code in (429, 503):
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
-            delay = next_retry_delay(delivery.attempts, schedule, retry_after=retry_after)
+            delay = next_retry_delay(
+                delivery.attempts, hooks_settings.RETRY_SCHEDULE, retry_after=retry_after
+            )
             if delay is None:
                 delivery.status = Delivery.Status.FAILED
-                delivery.completed_at = attempted_at
+                delivery.completed_at = at
                 delivery.next_attempt_at = None
-                result.failed.append(delivery)
+                self.result.failed.append(delivery)
             else:
-                delivery.next_attempt_at = attempted_at + dt.timedelta(seconds=delay)
-                result.retries.append((delivery.pk, delivery.next_attempt_at))
+                delivery.next_attempt_at = at + dt.timedelta(seconds=delay)
+                self.result.retries.append((delivery.pk, delivery.next_attempt_at))
+        self.attempts.append(attempt)
+        self.deliveries.append(delivery)
 
-    def record() -> None:
-        with transaction.atomic():
-            DeliveryAttempt.objects.bulk_create(attempts)
-            written = write_results(token, deliveries, skipped, result.succeeded)
-            if written < len(deliveries):
-                drop_lost_claims(result, deliveries)
-            endpoints = {d.endpoint_id: d.endpoint for d in deliveries}
-            for endpoint_id in gone:
-                disable_endpoint(endpoints[endpoint_id], "The endpoint answered 410 Gone.", now=now)
-            track_failures(endpoints, healthy, failing - healthy - gone, now=now)
+    # -- writing -------------------------------------------------------------------------------
 
-    with_db_retries(record, what=f"record {len(attempts)} webhook attempts",
-                    before_retry=forget_ids(attempts))  # fmt: skip
-    send_outcome_signals(result, attempts)
-    return result
+    def write(self) -> BatchResult:
+        """Record everything in one transaction (tried again on a dropped connection), then
+        send the outcome signals."""
+        if not self.deliveries and not self.released:
+            return self.result
+        now = timezone.now()
+
+        def record() -> None:
+            with transaction.atomic():
+                for at, group in self.released.items():
+                    values: dict[str, object] = {"locked_until": None, "claim_token": None}
+                    if at is not None:
+                        values["next_attempt_at"] = at
+                    Delivery.objects.filter(
+                        pk__in=[d.pk for d in group], claim_token=self.token
+                    ).update(**values)
+                if not self.deliveries:
+                    return
+                DeliveryAttempt.objects.bulk_create(self.attempts)
+                written = write_results(self.token, self.deliveries, self.result.succeeded)
+                if written < len(self.deliveries):
+                    drop_lost_claims(self.result, self.deliveries)
+                for endpoint_id in self.gone:
+                    disable_endpoint(
+                        self.endpoints[endpoint_id], "The endpoint answered 410 Gone.", now=now
+                    )
+                track_failures(self.endpoints, self.healthy,
+                               self.failing - self.healthy - self.gone, now=now)  # fmt: skip
+                self._update_circuits(now)
+
+        with_db_retries(record, what=f"record {len(self.attempts)} webhook attempts",
+                        before_retry=forget_ids(self.attempts))  # fmt: skip
+        send_outcome_signals(self.result, self.attempts)
+        return self.result
+
+    def _update_circuits(self, now: dt.datetime) -> None:
+        """An answer closes an endpoint's circuit; no answer in time opens it (once, however
+        many attempts saw it), pausing the endpoint for a cooldown that doubles each time."""
+        closing = [pk for pk in self.answered if self.endpoints[pk].circuit_failures]
+        if closing:
+            Endpoint.objects.filter(pk__in=closing, circuit_failures__gt=0).update(
+                circuit_failures=0, paused_until=None
+            )
+        for pk in self.unreachable - self.answered:
+            failures = self.endpoints[pk].circuit_failures + 1
+            until = now + dt.timedelta(seconds=circuit_cooldown(failures))
+            opened = Endpoint.objects.filter(
+                Q(paused_until__isnull=True) | Q(paused_until__lte=now), pk=pk
+            ).update(circuit_failures=F("circuit_failures") + 1, paused_until=until)
+            if opened:
+                logger.warning(
+                    "Webhook endpoint %s unreachable: no attempts for %ss", pk,
+                    circuit_cooldown(failures),
+                )  # fmt: skip
 
 
 def with_db_retries(
@@ -199,8 +247,8 @@ def with_db_retries(
     """Run ``work`` (autocommit or one transaction), again after a dropped connection or a lock
     timeout, with pauses of ``WRITE_RETRY_PAUSES``.
 
-    Recording a batch's results is worth waiting for: its POSTs are made, and giving up means
-    making them all again once the lease runs out. Inside an outer transaction nothing can be
+    Recording results is worth waiting for: their POSTs are made, and giving up means making
+    them all again once the lease runs out. Inside an outer transaction nothing can be
     retried, so the error propagates at once.
     """
     for number, pause in enumerate((*WRITE_RETRY_PAUSES, None), start=1):
@@ -230,10 +278,8 @@ def forget_ids(attempts: list[DeliveryAttempt]) -> Callable[[], None]:
     return forget
 
 
-def write_results(
-    token: uuid.UUID, deliveries: list[Delivery], skipped: list[Delivery], succeeded: list[Delivery]
-) -> int:
-    """Write the batch's outcomes where our claim still holds; return how many rows changed.
+def write_results(token: uuid.UUID, deliveries: list[Delivery], succeeded: list[Delivery]) -> int:
+    """Write the outcomes where our claim still holds; return how many rows changed.
 
     Successes share every value but ``attempts`` (one more each) and the code, so they take one
     UPDATE per status code; only retries and failures need ``bulk_update``'s per-row CASE, whose
@@ -241,10 +287,6 @@ def write_results(
     """
     claimed = Delivery.objects.filter(claim_token=token)
     written = 0
-    if skipped:
-        written += claimed.filter(pk__in=[d.pk for d in skipped]).update(
-            locked_until=None, claim_token=None
-        )
     by_code: dict[int | None, list[Delivery]] = {}
     for delivery in succeeded:
         by_code.setdefault(delivery.last_status_code, []).append(delivery)
@@ -257,7 +299,7 @@ def write_results(
             locked_until=None, claim_token=None, last_status_code=code, last_error="",
             completed_at=completed_at,
         )  # fmt: skip
-    done = {d.pk for d in skipped} | {d.pk for d in succeeded}
+    done = {d.pk for d in succeeded}
     rest = [d for d in deliveries if d.pk not in done]
     if rest:
         written += claimed.bulk_update(rest, RESULT_FIELDS)
@@ -283,11 +325,13 @@ def track_failures(
     """Keep ``failing_since`` and disable endpoints failing continuously for DISABLE_AFTER.
 
     As Svix does: the clock starts at the first failure after the last success, and any success
-    stops it. Queries run only when an endpoint changes state, not on every batch.
+    stops it. Queries run only when an endpoint changes state, not on every group.
     """
     recovered = [pk for pk in healthy if endpoints[pk].failing_since is not None]
     if recovered:
         Endpoint.objects.filter(pk__in=recovered).update(failing_since=None)
+        for pk in recovered:
+            endpoints[pk].failing_since = None
     started = [pk for pk in failing if endpoints[pk].failing_since is None]
     if started:
         Endpoint.objects.filter(pk__in=started, failing_since__isnull=True).update(
@@ -310,7 +354,8 @@ def send_attempt(
     now: dt.datetime,
 ) -> tuple[dict[str, str], HTTPResult]:
     """Sign and POST one delivery. Never raises: a problem on our side (an undecryptable secret,
-    corrupt stored data) becomes the attempt's error, so the rest of the batch is still recorded."""
+    corrupt stored data) becomes the attempt's error, so the rest of the group is still
+    recorded. Runs in a worker thread: no database access."""
     endpoint, event = delivery.endpoint, delivery.event
     headers: dict[str, str] = {}
     started = time.perf_counter()
@@ -382,7 +427,7 @@ def send_outcome_signals(result: BatchResult, attempts: list[DeliveryAttempt]) -
         (signals.delivery_failed, result.failed),
     ):
         for delivery in deliveries:
-            # A receiver's error must not stop the job before it schedules the retries.
+            # A receiver's error must not stop the worker before it records the next group.
             responses = signal.send_robust(
                 Delivery, delivery=delivery, attempt=last_attempt.get(delivery.pk)
             )

@@ -34,36 +34,17 @@ def stranded_deliveries(
 def sweep(
     *, now: dt.datetime | None = None, grace: float = DEFAULT_GRACE, limit: int = 10_000
 ) -> int:
-    """Enqueue up to ``limit`` stranded deliveries, oldest first; return how many."""
-    from django_hooks.outbound.tasks import enqueue_deliveries, oldest_queued_at
+    """Wake a drain if deliveries are stranded; return how many are (at most ``limit``).
 
-    now = now or timezone.now()
-    cutoff = now
-    try:
-        head = oldest_queued_at()
-    except Exception:
-        raise ConnectionError("could not reach the queue's Redis; nothing was enqueued") from None
-    if head is not None:
-        # A backlog: jobs enqueued after the head have not run yet, so only what fell due
-        # before the head was enqueued can have lost its job. Sweeping more would only
-        # duplicate jobs still waiting their turn.
-        cutoff = min(now, head)
-    ids = list(
-        stranded_deliveries(now=cutoff, grace=grace)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    if ids:
-        # Due again from now: while the jobs enqueued here wait in a backlog, the next sweeps
-        # see them as due after the head and leave them alone, instead of enqueueing the same
-        # overdue deliveries again every round (after losing Redis with a large backlog, that
-        # flooded the queue with duplicate jobs and slowed recovery to a crawl).
-        Delivery.objects.filter(pk__in=ids, status=Delivery.Status.PENDING).update(
-            next_attempt_at=now
-        )
-    if ids and not enqueue_deliveries(ids):
+    One wake-up serves them all: a drain takes every due delivery. Redis being unreachable
+    raises ``ConnectionError``, so ``hooks_sweep`` can say that nothing was enqueued.
+    """
+    from django_hooks.outbound.tasks import wake
+
+    count = len(stranded_deliveries(now=now, grace=grace).values_list("pk", flat=True)[:limit])
+    if count and not wake():
         raise ConnectionError("could not reach the queue's Redis; nothing was enqueued")
-    return len(ids)
+    return count
 
 
 def retry_deliveries(deliveries: QuerySet[Delivery]) -> int:
@@ -92,10 +73,11 @@ def enable_endpoint(endpoint: Endpoint) -> int:
     now = timezone.now()
     with transaction.atomic():
         Endpoint.objects.filter(pk=endpoint.pk).update(
-            is_active=True, disabled_at=None, disabled_reason="", failing_since=None, updated_at=now
-        )
+            is_active=True, disabled_at=None, disabled_reason="", failing_since=None,
+            paused_until=None, circuit_failures=0, updated_at=now,
+        )  # fmt: skip
         endpoint.is_active, endpoint.disabled_at, endpoint.disabled_reason = True, None, ""
-        endpoint.failing_since = None
+        endpoint.failing_since, endpoint.paused_until, endpoint.circuit_failures = None, None, 0
         pending = Delivery.objects.filter(endpoint=endpoint, status=Delivery.Status.PENDING)
         pending.filter(next_attempt_at__lt=now).update(next_attempt_at=now)
         ids = list(pending.filter(next_attempt_at__lte=now).values_list("pk", flat=True))

@@ -1,8 +1,13 @@
-"""The RQ side of delivery: enqueueing batches and the job that runs them.
+"""The RQ side of delivery: waking a drain, and the jobs that run the engine.
 
 Every ``rq``/``django_rq`` import of the outbound path lives here, so the rest is queue-agnostic.
-Jobs carry delivery ids, never objects; the database stays the source of truth, and a job that
-Redis loses is re-created by ``hooks_sweep``.
+Jobs carry no deliveries: a drain job takes due deliveries from the database itself
+(``engine.Drain``), so the database stays the source of truth, batches are full whatever
+transactions recorded them, and a job that Redis loses is re-created by ``hooks_sweep``.
+
+The request path only *wakes* a drain: one ``SET NX`` on a marker key says whether a drain job
+is already waiting on the queue; only if none is does it enqueue one. A drain deletes the marker
+as it starts, so a commit that lands while it runs wakes another (no wake-up is ever lost).
 """
 
 from __future__ import annotations
@@ -11,8 +16,6 @@ import datetime as dt
 import logging
 import math
 import threading
-from collections.abc import Iterable, Sequence
-from typing import Any
 
 import django_rq
 from django.db import connections
@@ -20,11 +23,15 @@ from django.utils import timezone
 from rq import Queue
 
 from django_hooks.conf import hooks_settings
-from django_hooks.outbound.delivery import deliver_batch, lease_seconds
+from django_hooks.outbound import claims
+from django_hooks.outbound.engine import Drain, job_timeout
 
 logger = logging.getLogger("django_hooks")
 
 _local = threading.local()
+
+#: Seconds a "drain wanted" marker lives: past it a lost or slow job no longer blocks wake-ups.
+WAKE_MARKER_TTL = 15
 
 
 def get_queue() -> Queue:
@@ -40,72 +47,58 @@ def reset() -> None:
     _local.queue = None
 
 
-def _job_options(batch_size: int) -> dict[str, Any]:
+def wake_marker(queue: Queue) -> str:
+    return f"django_hooks:drain-wanted:{queue.name}"
+
+
+def _job_options() -> dict[str, object]:
     # result_ttl=0: the outcome lives in the database; Redis keeps nothing once a job is done.
-    return {"timeout": lease_seconds(batch_size), "result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
+    return {"job_timeout": job_timeout(), "result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
 
 
-def enqueue_deliveries(delivery_ids: Sequence[int]) -> int:
-    """Enqueue jobs of at most ``BATCH_SIZE`` deliveries; return how many jobs were enqueued.
+def wake() -> bool:
+    """Make sure a drain job is waiting on the queue; False if Redis could not be reached.
 
     A Redis failure is logged, not raised: the deliveries wait in the database for the sweep.
     """
-    size = max(1, int(hooks_settings.BATCH_SIZE))
-    batches = [list(delivery_ids[i : i + size]) for i in range(0, len(delivery_ids), size)]
-    if not batches:
-        return 0
     try:
         queue = get_queue()
-        queue.enqueue_many(
-            [
-                Queue.prepare_data(deliver, args=(batch,), **_job_options(len(batch)))
-                for batch in batches
-            ]
-        )
+        if queue.connection.set(wake_marker(queue), "1", nx=True, ex=WAKE_MARKER_TTL):
+            queue.enqueue(drain, **_job_options())  # type: ignore[arg-type]
     except Exception:
         reset()
         logger.warning(
-            "Could not enqueue %d webhook deliveries; they stay pending until hooks_sweep "
-            "enqueues them.",
-            len(delivery_ids),
+            "Could not wake a webhook worker; pending deliveries stay pending until "
+            "hooks_sweep enqueues them.",
             exc_info=True,
         )
-        return 0
-    return len(batches)
+        return False
+    return True
 
 
-def oldest_queued_at() -> dt.datetime | None:
-    """When the job at the head of the delivery queue was enqueued (None: the queue is empty)."""
-    queue = get_queue()
-    for job_id in queue.get_job_ids(0, 1):
-        job = queue.fetch_job(job_id)
-        if job is not None and job.enqueued_at is not None:
-            when = job.enqueued_at
-            return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-    return None
+def enqueue_deliveries(delivery_ids: object = None) -> int:
+    """Wake a drain for newly due deliveries (which ones does not matter: the drain takes every
+    due delivery); return 1 if Redis took the wake-up, else 0."""
+    return int(wake())
 
 
-def schedule_retries(retries: Iterable[tuple[int, dt.datetime]]) -> None:
-    """Enqueue retries at their time, one job per second of the schedule."""
-    by_second: dict[int, list[int]] = {}
-    for delivery_id, when in retries:
-        by_second.setdefault(math.ceil(when.timestamp()), []).append(delivery_id)
-    if not by_second:
+def schedule_wake(at: dt.datetime) -> None:
+    """Have a drain run at ``at`` (RQ's scheduler: ``rqworker --with-scheduler``), at most one
+    per second of the schedule however many drains ask."""
+    delay = (at - timezone.now()).total_seconds()
+    if delay <= 0.5:
+        wake()
         return
-    now = timezone.now().timestamp()
+    second = math.ceil(at.timestamp())
     try:
         queue = get_queue()
-        for second, ids in sorted(by_second.items()):
-            if second <= now:
-                enqueue_deliveries(ids)
-            else:
-                when = dt.datetime.fromtimestamp(second, tz=dt.UTC)
-                options = _job_options(len(ids))
-                options["job_timeout"] = options.pop("timeout")
-                queue.enqueue_at(when, deliver, ids, **options)
+        key = f"django_hooks:drain-at:{queue.name}:{second}"
+        if queue.connection.set(key, "1", nx=True, ex=int(delay) + 120):
+            when = dt.datetime.fromtimestamp(second, tz=dt.UTC)
+            queue.enqueue_at(when, drain, **_job_options())  # type: ignore[arg-type]
     except Exception:
         reset()
-        logger.warning("Could not schedule webhook retries; hooks_sweep will.", exc_info=True)
+        logger.warning("Could not schedule a webhook worker; hooks_sweep will.", exc_info=True)
 
 
 def close_stale_connections() -> None:
@@ -116,19 +109,33 @@ def close_stale_connections() -> None:
             conn.close_if_unusable_or_obsolete()
 
 
-def deliver(delivery_ids: list[int]) -> dict[str, int]:
-    """The RQ job: attempt a batch of deliveries and schedule their retries."""
+def _run(run: Drain) -> dict[str, int]:
     # As Django does around each request: a worker lives for weeks, and a connection the
     # database dropped meanwhile (restart, failover, idle timeout) would fail every later job.
     close_stale_connections()
     try:
-        result = deliver_batch(delivery_ids)
+        result = run.run()
+        if run.more_due:
+            wake()
+        else:
+            soonest = claims.next_due_at()
+            if soonest is not None:
+                schedule_wake(soonest)
     finally:
         close_stale_connections()
-    schedule_retries(result.retries)
-    return {
-        "attempted": result.attempted,
-        "succeeded": len(result.succeeded),
-        "failed": len(result.failed),
-        "retrying": len(result.retries),
-    }
+    return result.summary()
+
+
+def drain() -> dict[str, int]:
+    """The RQ job: attempt due deliveries, ``CONCURRENCY`` at a time, until none is due."""
+    try:
+        queue = get_queue()
+        queue.connection.delete(wake_marker(queue))
+    except Exception:
+        logger.warning("Could not clear the wake-up marker", exc_info=True)
+    return _run(Drain())
+
+
+def deliver(delivery_ids: list[int]) -> dict[str, int]:
+    """Attempt the given deliveries (those still due and unclaimed), each at most once."""
+    return _run(Drain(only=delivery_ids))

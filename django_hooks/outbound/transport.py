@@ -67,6 +67,9 @@ class HTTPResult:
     body: bytes = b""
     error: str = ""
     duration_ms: int = 0
+    #: No answer came because the receiver could not be reached in time (timed out, refused
+    #: or failed to connect, name not resolved): what opens the endpoint's circuit.
+    unreachable: bool = False
 
 
 # -- total deadline -------------------------------------------------------------------------------
@@ -235,6 +238,10 @@ def _ssl_detail(exc: BaseException) -> str:
     return str(exc)
 
 
+UNREACHABLE_PREFIXES = ("timed out", "connection refused", "could not resolve host",
+                        "connection error", "connection reset")  # fmt: skip
+
+
 def _describe_error(exc: BaseException, timeout: float) -> str:
     """Turn whatever urllib3 or the socket raised into one short human sentence."""
     chain = list(_exception_chain(exc))
@@ -292,6 +299,7 @@ class Transport:
         proxy: str | None = None,
         user_agent: str = "django-hooks",
         ca_certs: str | None = None,
+        max_connections: int = 1,
     ) -> None:
         self.guard = guard
         self.timeout = float(timeout)
@@ -301,6 +309,8 @@ class Transport:
         self._headers = {"User-Agent": user_agent, "Accept": "*/*"}
         self._timeout = Timeout(connect=self.timeout, read=self.timeout)
         options: dict[str, Any] = {
+            # Keep-alive connections kept per host: one per attempt a worker has in flight.
+            "maxsize": max(1, max_connections),
             "num_pools": 32,
             "retries": False,
             "cert_reqs": "CERT_REQUIRED",
@@ -353,6 +363,7 @@ class Transport:
                 status_code=status,
                 error=error[:MAX_ERROR_CHARS],
                 duration_ms=_elapsed_ms(started),
+                unreachable=status is None and error.startswith(UNREACHABLE_PREFIXES),
                 **kw,
             )
 

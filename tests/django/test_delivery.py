@@ -123,7 +123,8 @@ def test_timeout_and_refused_connections_are_recorded_and_retried(receiver):
 
 
 def test_410_disables_the_endpoint_until_it_is_re_enabled(receiver, caught):
-    endpoint = Endpoint.objects.create(url=receiver.url())
+    # One attempt at a time, so the second delivery is not already in flight when the 410 comes.
+    endpoint = Endpoint.objects.create(url=receiver.url(), max_concurrency=1)
     receiver.script("/hook", Reply(410))
     django_hooks.send_event("order.paid", {"n": 1})
     django_hooks.send_event("order.paid", {"n": 2})
@@ -307,12 +308,12 @@ def test_cancelled_deliveries_are_never_sent_and_can_be_retried(receiver):
 
 
 def test_a_worker_that_lost_its_lease_writes_and_signals_nothing(receiver, caught, monkeypatch):
-    from django_hooks.outbound import delivery as delivery_module
+    from django_hooks.outbound import engine as engine_module
 
     Endpoint.objects.create(url=receiver.url())
     django_hooks.send_event("order.paid", {})
     pending = Delivery.objects.get()
-    real_send = delivery_module.send_attempt
+    real_send = engine_module.send_attempt
 
     def send_then_lose_the_lease(*args, **kwargs):
         response = real_send(*args, **kwargs)
@@ -322,58 +323,9 @@ def test_a_worker_that_lost_its_lease_writes_and_signals_nothing(receiver, caugh
         )
         return response
 
-    monkeypatch.setattr(delivery_module, "send_attempt", send_then_lose_the_lease)
+    monkeypatch.setattr(engine_module, "send_attempt", send_then_lose_the_lease)
     receiver.script("/hook", Reply(500))
     result = deliver([pending.pk])
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("succeeded", 5)
     assert result["retrying"] == 0 and caught == []
-
-
-def test_the_sweep_leaves_a_backlog_alone(receiver, redis):
-    from django_hooks.outbound.tasks import get_queue
-
-    Endpoint.objects.create(url=receiver.url())
-    django_hooks.send_event("order.paid", {})
-    Delivery.objects.update(next_attempt_at=timezone.now() - dt.timedelta(minutes=5))
-    # The queue's head job was enqueued 10 minutes ago: everything due since is still queued.
-    (head_id,) = get_queue().get_job_ids(0, 1)
-    head = get_queue().fetch_job(head_id)
-    head.enqueued_at = timezone.now() - dt.timedelta(minutes=10)
-    head.save()
-    assert sweep(grace=0) == 0
-    # Once the backlog is gone (Redis lost it), the delivery is stranded and swept.
-    redis.flushdb()
-    assert sweep(grace=0) == 1
-
-
-def test_a_batch_stops_starting_attempts_at_its_work_limit_and_leaves_the_rest_pending(
-    receiver, monkeypatch
-):
-    """However large BATCH_SIZE is, a job holds its batch for about BATCH_WORK_LIMIT: a dead
-    worker's deliveries are claimable again within minutes, and a slow batch hands back what it
-    could not start in time, unattempted and unlocked."""
-    from django_hooks.outbound import delivery as delivery_module
-
-    with hooks(TIMEOUT=15, BATCH_SIZE=200):
-        assert delivery_module.lease_seconds(200) <= delivery_module.BATCH_WORK_LIMIT + 30
-        assert delivery_module.lease_seconds(1) == 17 + 30
-        Endpoint.objects.create(url=receiver.url())
-        for n in range(5):
-            django_hooks.send_event("order.paid", {"n": n})
-        clock = [1000.0]
-        monkeypatch.setattr(delivery_module.time, "monotonic", lambda: clock[0])
-        real_send = delivery_module.send_attempt
-
-        def slow_send(*args, **kwargs):
-            clock[0] += 100  # each attempt "takes" 100 s
-            return real_send(*args, **kwargs)
-
-        monkeypatch.setattr(delivery_module, "send_attempt", slow_send)
-        ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
-        result = deliver(ids)
-    # The lease of 5 attempts is 5 x 17 + 30 s: attempts start while one can still finish.
-    assert result["succeeded"] == 1
-    rows = list(Delivery.objects.order_by("pk").values_list("status", "attempts", "locked_until"))
-    assert rows[0][:2] == ("succeeded", 1)
-    assert all(row == ("pending", 0, None) for row in rows[1:])
