@@ -29,6 +29,8 @@ from benchmarks.report import write_report  # noqa: E402
 from django_hooks.testing import find_redis_server, free_port, local_redis  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out"
+#: Every benchmark of suite.py (``--only`` picks some); ``scale`` runs on PostgreSQL only.
+ALL = "e2e,request,fanout,inbound,memory,slow,latency,noisy,e2e_tx,request_tx,crash,scale"
 
 
 @contextlib.contextmanager
@@ -101,7 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="e2e,request,fanout,inbound,memory")
+    parser.add_argument("--only", default=ALL)
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     args = parser.parse_args()

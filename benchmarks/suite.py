@@ -10,11 +10,15 @@ import argparse
 import contextlib
 import json
 import os
+import queue
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,7 @@ from django.utils import timezone  # noqa: E402
 import django_hooks  # noqa: E402
 from benchmarks.benchapp.models import Order  # noqa: E402
 from benchmarks.constants import BENCH_SECRET  # noqa: E402
+from django_hooks.conf import hooks_settings  # noqa: E402
 from django_hooks.core.payload import encode_body  # noqa: E402
 from django_hooks.core.signing import Signer  # noqa: E402
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, InboundWebhook  # noqa: E402
@@ -66,11 +71,12 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 @contextlib.contextmanager
-def fast_receiver() -> Iterator[str]:
+def receiver(delay_ms: float = 0) -> Iterator[str]:
+    """A receiver answering every POST after ``delay_ms`` (paths under ``/hang`` never)."""
     port = free_port()
     process = subprocess.Popen(
         [PYTHON, str(ROOT / "benchmarks" / "receiver.py"), "--port", str(port),
-         "--secret", BENCH_SECRET, "--sample", "50"],
+         "--secret", BENCH_SECRET, "--sample", "50", "--delay", str(delay_ms)],
         stdout=subprocess.DEVNULL, env=child_env(),
     )  # fmt: skip
     try:
@@ -80,17 +86,59 @@ def fast_receiver() -> Iterator[str]:
         stop([process])
 
 
-def receiver_stats(base: str) -> dict[str, int]:
-    return requests.get(f"{base}/stats", timeout=5).json()  # type: ignore[no-any-return]
+def fast_receiver() -> contextlib.AbstractContextManager[str]:
+    return receiver(0)
+
+
+def receiver_stats(base: str, paths: bool = False) -> dict[str, Any]:
+    url = f"{base}/stats?paths=1" if paths else f"{base}/stats"
+    return requests.get(url, timeout=5).json()  # type: ignore[no-any-return]
+
+
+def reset_receiver(base: str) -> None:
+    requests.post(f"{base}/reset", timeout=5).raise_for_status()
 
 
 WORKER_KINDS = {
     # name: (processes, command)
-    "simple": ["rqworker", "{queue}", "--worker-class", "rq.worker.SimpleWorker"],
-    "fork": ["rqworker", "{queue}", "--worker-class", "rq.worker.Worker"],
+    "simple": ["rqworker", "{queue}", "--with-scheduler", "--worker-class",
+               "rq.worker.SimpleWorker"],
+    "fork": ["rqworker", "{queue}", "--with-scheduler", "--worker-class", "rq.worker.Worker"],
     "pool": ["rqworker-pool", "{queue}", "--num-workers", "{count}", "--worker-class",
              "rq.worker.SimpleWorker"],
 }  # fmt: skip
+
+
+#: Every worker's stderr goes to a file here; ``worker_log_problems`` reads them after a run.
+WORKER_LOGS = Path(tempfile.gettempdir()) / f"django-hooks-bench-workers-{os.getpid()}"
+
+
+def start_worker(kind: str = "simple", count: int = 1) -> subprocess.Popen[bytes]:
+    """One worker process (``pool``: one process running ``count`` workers), not waited for."""
+    args = [a.format(queue=get_queue().name, count=count) for a in WORKER_KINDS[kind]]
+    WORKER_LOGS.mkdir(exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        dir=WORKER_LOGS, prefix=f"{kind}-", suffix=".log", delete=False
+    ) as log:
+        return subprocess.Popen(
+            [PYTHON, "-m", "django", *args],
+            stdout=subprocess.DEVNULL, stderr=log, env=child_env(),
+        )  # fmt: skip
+
+
+#: Lines of Django's system check for the benchmark settings (ALLOWED_NETWORKS), not problems.
+CHECK_LINES = ("System check identified", "WARNINGS:", "?: (django_hooks.W001)", "HINT:")
+
+
+def worker_log_problems() -> list[str]:
+    """Tracebacks, errors and warnings the workers wrote to stderr in this run."""
+    problems = []
+    for path in sorted(WORKER_LOGS.glob("*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            line = line.strip()
+            if line and not line.startswith(CHECK_LINES):
+                problems.append(f"{path}: {line}"[:400])
+    return problems
 
 
 @contextlib.contextmanager
@@ -104,16 +152,7 @@ def workers(count: int, kind: str = "simple") -> Iterator[list[subprocess.Popen[
 
     queue = get_queue()
     before = len(Worker.all(connection=queue.connection))
-    args = [a.format(queue=queue.name, count=count) for a in WORKER_KINDS[kind]]
-    processes = [
-        subprocess.Popen(
-            [PYTHON, "-m", "django", *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=child_env(),
-        )  # fmt: skip
-        for _ in range(1 if kind == "pool" else count)
-    ]
+    processes = [start_worker(kind, count) for _ in range(1 if kind == "pool" else count)]
     try:
         deadline = time.monotonic() + 60
         while len(Worker.all(connection=queue.connection)) < before + count:
@@ -180,18 +219,22 @@ def make_endpoints(base: str, count: int, event_types: list[str], prefix: str = 
     return [e.pk for e in Endpoint.objects.bulk_create(endpoints, batch_size=500)]
 
 
-def wait_until_delivered(base: str, expected: int, timeout: float = 600) -> float:
-    """Seconds until the receiver has ``expected`` unique webhooks and none is pending."""
+def wait_until_delivered(
+    base: str, expected: int, timeout: float = 600, *, arrived: bool = False
+) -> float:
+    """``perf_counter()`` once the receiver has ``expected`` unique webhooks and none is pending
+    (``arrived``: the moment the last one arrived, still waiting for none to be pending)."""
     deadline = time.monotonic() + timeout
     while receiver_stats(base)["unique"] < expected:
         if time.monotonic() > deadline:
             raise TimeoutError(f"only {receiver_stats(base)['unique']} of {expected} arrived")
         time.sleep(0.01)
+    arrived_at = time.perf_counter()
     while Delivery.objects.filter(status=Delivery.Status.PENDING).exists():
         if time.monotonic() > deadline:
             raise TimeoutError("deliveries still pending")
         time.sleep(0.01)
-    return time.perf_counter()
+    return arrived_at if arrived else time.perf_counter()
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -472,7 +515,445 @@ def bench_memory(base: str, checkpoints: list[int], endpoints: int) -> dict[str,
     }
 
 
+# -- 6. business transactions and late receivers ---------------------------------------------
+
+
+def business_transaction(n: int, webhooks: bool = True) -> None:
+    """What a view saving an order does: one order and (``webhooks``) its event, one commit."""
+    with transaction.atomic():
+        Order.objects.create(reference=f"ORD-{n:08d}", total="129.90")
+        if webhooks:
+            django_hooks.send_event("order.paid", event_data(n))
+
+
+def fire_transactions(count: int) -> float:
+    """Commit ``count`` business transactions one after the other; the first commit's time."""
+    first: list[float] = []
+    for n in range(count):
+        with transaction.atomic():
+            if not first:  # runs before send_event's own on_commit: the time of the commit
+                transaction.on_commit(lambda: first.append(time.perf_counter()))
+            business_transaction(n)
+    return first[0]
+
+
+def reference_threads(
+    base: str, reqs: list[tuple[int, bytes, dict[str, str]]], threads: int = 64
+) -> float:
+    """POSTs/s of ``threads`` threads, each with its own ``requests.Session`` (trust_env off)."""
+    work: queue.SimpleQueue[tuple[int, bytes, dict[str, str]]] = queue.SimpleQueue()
+    for request in reqs:
+        work.put(request)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        session = requests.Session()
+        session.trust_env = False
+        try:
+            while True:
+                try:
+                    e, body, headers = work.get_nowait()
+                except queue.Empty:
+                    return
+                session.post(f"{base}/t{e}", data=body, headers=headers, timeout=30)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            session.close()
+
+    pool = [threading.Thread(target=run) for _ in range(threads)]
+    started = time.perf_counter()
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(timeout=300)
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return len(reqs) / elapsed
+
+
+def hooks_run(
+    base: str, transactions: int, endpoints: int, worker_count: int = 2
+) -> dict[str, Any]:
+    """``transactions`` business transactions, one event each to ``endpoints`` endpoints, with
+    workers already running: seconds from the first commit until the last webhook arrived."""
+    reset_data()
+    make_endpoints(base, endpoints, ["order.*"])
+    reset_receiver(base)
+    with workers(worker_count):
+        started = fire_transactions(transactions)
+        finished = wait_until_delivered(base, transactions * endpoints, timeout=300, arrived=True)
+    stats = receiver_stats(base)
+    return {
+        "per_second": transactions * endpoints / (finished - started),
+        "seconds": finished - started,
+        "succeeded": Delivery.objects.filter(status=Delivery.Status.SUCCEEDED).count(),
+        "duplicates": stats["duplicates"],
+        "bad_signatures": stats["bad_signatures"],
+    }
+
+
+def compare_runs(
+    repeat: int, reference: Callable[[], float], hooks: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """The reference's and django-hooks' rates, alternated ``repeat`` times, and their ratio."""
+    refs: list[float] = []
+    rates: list[float] = []
+    checks: dict[str, list[Any]] = {}
+    for _ in range(repeat):
+        refs.append(reference())
+        result = hooks()
+        rates.append(result.pop("per_second"))
+        for key, value in result.items():
+            checks.setdefault(key, []).append(value)
+    return {
+        "reference": summary(refs),
+        "hooks": summary(rates),
+        "ratio": summary([r / ref for r, ref in zip(rates, refs, strict=True)]),
+        "checks": checks,
+    }
+
+
+def bench_slow(repeat: int, transactions: int, endpoints: int, delays: list[int]) -> dict[str, Any]:
+    """Receivers answering late: 2 workers against 64 threads with a Session each."""
+    results: dict[str, Any] = {"transactions": transactions, "endpoints": endpoints}
+    reqs = signed_requests(transactions, endpoints)
+    for delay in delays:
+        with receiver(delay) as base:
+
+            def reference(base: str = base) -> float:
+                reset_receiver(base)
+                return reference_threads(base, reqs)
+
+            results[str(delay)] = compare_runs(
+                repeat, reference, lambda base=base: hooks_run(base, transactions, endpoints)
+            )
+    return results
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def bench_latency(rate: int, seconds: float, endpoints: int, delay: int = 100) -> dict[str, Any]:
+    """``rate`` business transactions a second for ``seconds``, each one event to ``endpoints``:
+    how long from ``event.created_at`` until the webhook arrived at the receiver."""
+    transactions = int(rate * seconds)
+    with receiver(delay) as base:
+        reset_data()
+        make_endpoints(base, endpoints, ["order.*"])
+        reset_receiver(base)
+        with workers(2):
+            started = time.perf_counter()
+            for n in range(transactions):
+                pause = started + n / rate - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                business_transaction(n)
+            fired = time.perf_counter() - started
+            wait_until_delivered(base, transactions * endpoints, timeout=300)
+        arrivals = requests.get(f"{base}/arrivals", timeout=30).json()
+        stats = receiver_stats(base)
+    created = {pk: at.timestamp() for pk, at in Event.objects.values_list("id", "created_at")}
+    latencies = [arrived - created[msg_id] for _, msg_id, arrived in arrivals]
+    return {
+        "transactions": transactions,
+        "endpoints": endpoints,
+        "delay_ms": delay,
+        "offered_per_second": transactions * endpoints / fired,
+        "arrived": len(latencies),
+        "duplicates": stats["duplicates"],
+        "latency_s": {f"p{p}": percentile(latencies, p) for p in (50, 95, 99, 100)},
+    }
+
+
+def wait_for_paths(base: str, paths: list[str], each: int, timeout: float = 300) -> float:
+    """``perf_counter()`` once every one of ``paths`` has ``each`` unique webhooks."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = receiver_stats(base, paths=True)["paths"]
+        if all(counts.get(path, 0) >= each for path in paths):
+            return time.perf_counter()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"healthy endpoints got {counts}, wanted {each} each")
+        time.sleep(0.01)
+
+
+def noisy_run(base: str, transactions: int, healthy: int, hanging: bool) -> dict[str, Any]:
+    reset_data()
+    make_endpoints(base, healthy, ["order.*"], prefix="e")
+    make_endpoints(base, 1, ["order.*"], prefix="hang" if hanging else "x")
+    reset_receiver(base)
+    with workers(2):
+        started = fire_transactions(transactions)
+        finished = wait_for_paths(base, [f"/e{i}" for i in range(healthy)], transactions)
+        stats = receiver_stats(base)
+        # Let the workers stop: no further attempts at the hanging endpoint.
+        Endpoint.objects.filter(url__contains="/hang").update(is_active=False)
+    return {
+        "seconds": finished - started,
+        "held_at_hanging_endpoint": stats["held"],
+        "duplicates": stats["duplicates"],
+    }
+
+
+def bench_noisy(repeat: int, transactions: int, endpoints: int, delay: int = 100) -> dict[str, Any]:
+    """One endpoint never answering (held until TIMEOUT) beside healthy ones answering after
+    ``delay`` ms: the healthy endpoints' time, against the same run with all of them healthy."""
+    healthy = endpoints - 1
+    runs: dict[str, list[dict[str, Any]]] = {"all_healthy": [], "one_hanging": []}
+    with receiver(delay) as base:
+        for _ in range(repeat):
+            runs["all_healthy"].append(noisy_run(base, transactions, healthy, hanging=False))
+            runs["one_hanging"].append(noisy_run(base, transactions, healthy, hanging=True))
+    seconds = {name: [r["seconds"] for r in values] for name, values in runs.items()}
+    return {
+        "transactions": transactions,
+        "endpoints": endpoints,
+        "delay_ms": delay,
+        "timeout_s": float(hooks_settings.TIMEOUT),
+        "seconds": {name: summary(values) for name, values in seconds.items()},
+        "ratio": summary(
+            [h / a for h, a in zip(seconds["one_hanging"], seconds["all_healthy"], strict=True)]
+        ),
+        "held_at_hanging_endpoint": [r["held_at_hanging_endpoint"] for r in runs["one_hanging"]],
+        "duplicates": sum(r["duplicates"] for values in runs.values() for r in values),
+    }
+
+
+def bench_e2e_tx(base: str, repeat: int, transactions: int, endpoints: int) -> dict[str, Any]:
+    """Instant receiver, firing included: from before the first transaction to the last arrival,
+    against a bare sequential ``requests.Session`` loop over the same signed bodies."""
+    reqs = signed_requests(transactions, endpoints)
+
+    def reference() -> float:
+        reset_receiver(base)
+        return reference_requests(base, reqs)
+
+    def hooks() -> dict[str, Any]:
+        reset_data()
+        make_endpoints(base, endpoints, ["order.*"])
+        reset_receiver(base)
+        with workers(2):
+            started = time.perf_counter()
+            for n in range(transactions):
+                business_transaction(n)
+            fired = time.perf_counter() - started
+            finished = wait_until_delivered(base, transactions * endpoints, arrived=True)
+        return {
+            "per_second": transactions * endpoints / (finished - started),
+            "firing_s": fired,
+            "duplicates": receiver_stats(base)["duplicates"],
+        }
+
+    return {"transactions": transactions, "endpoints": endpoints,
+            **compare_runs(repeat, reference, hooks)}  # fmt: skip
+
+
+def redis_calls() -> Counter[str]:
+    """Commands the Redis has run so far, per command (INFO itself left out)."""
+    stats = get_queue().connection.info("commandstats")
+    return Counter(
+        {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items() if k != "cmdstat_info"}
+    )
+
+
+@contextlib.contextmanager
+def redis_round_trips() -> Iterator[list[int]]:
+    """Counts this process's writes to Redis: one per command, or per pipeline."""
+    import redis.connection
+
+    sent = [0]
+    original = redis.connection.Connection.send_packed_command
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sent[0] += 1
+        return original(self, *args, **kwargs)
+
+    redis.connection.Connection.send_packed_command = counting  # type: ignore[method-assign]
+    try:
+        yield sent
+    finally:
+        redis.connection.Connection.send_packed_command = original  # type: ignore[method-assign]
+
+
+def timed_transactions(count: int, webhooks: bool) -> tuple[float, Counter[str], int]:
+    """Seconds for ``count`` business transactions, the Redis commands they ran, and the
+    round trips to Redis they made."""
+    calls = redis_calls()
+    with redis_round_trips() as trips:
+        started = time.perf_counter()
+        for n in range(count):
+            business_transaction(n, webhooks)
+        elapsed = time.perf_counter() - started
+        round_trips = trips[0]
+    return elapsed, redis_calls() - calls, round_trips
+
+
+def bench_request_tx(base: str, repeat: int, transactions: int, endpoints: int) -> dict[str, Any]:
+    """The request path alone (no workers): transactions with an event against the same
+    transactions without webhooks; Redis commands per commit and queries per transaction."""
+    reset_data()
+    make_endpoints(base, endpoints, ["order.*"])
+    redis = get_queue().connection
+    times: dict[str, list[float]] = {"plain": [], "hooks": []}
+    commands: Counter[str] = Counter()
+    round_trips = 0
+    for round_ in range(repeat):
+        for name in ("plain", "hooks") if round_ % 2 else ("hooks", "plain"):
+            redis.flushdb()  # no drain waiting: the first commit enqueues one
+            elapsed, calls, trips = timed_transactions(transactions, webhooks=name == "hooks")
+            times[name].append(elapsed / transactions * 1000)
+            if name == "hooks":
+                commands += calls
+                round_trips += trips
+    redis.flushdb()
+    _, first_calls, first_trips = timed_transactions(1, webhooks=True)  # enqueues a drain
+    queries = count_queries(lambda: business_transaction(0))
+    plain_queries = count_queries(lambda: business_transaction(0, webhooks=False))
+    redis.flushdb()
+    commits = transactions * repeat
+    return {
+        "transactions": transactions,
+        "endpoints": endpoints,
+        "ms_per_transaction": summary(times["hooks"]),
+        "plain_ms_per_transaction": summary(times["plain"]),
+        "ratio": summary([h / p for h, p in zip(times["hooks"], times["plain"], strict=True)]),
+        "redis_commands_per_commit": sum(commands.values()) / commits,
+        "redis_commands": {k: v / commits for k, v in sorted(commands.items())},
+        "redis_round_trips_per_commit": round_trips / commits,
+        "redis_commands_first_commit": dict(first_calls),
+        "redis_round_trips_first_commit": first_trips,
+        "queries_per_transaction": queries,
+        "plain_queries_per_transaction": plain_queries,
+    }
+
+
+# -- 7. a worker killed mid-run ------------------------------------------------------------------
+
+
+def held_claims() -> dict[Any, set[tuple[int, Any]]]:
+    """Pending claimed deliveries per claim token, with their lease."""
+    held: dict[Any, set[tuple[int, Any]]] = {}
+    rows = Delivery.objects.filter(
+        status=Delivery.Status.PENDING, claim_token__isnull=False
+    ).values_list("claim_token", "pk", "locked_until")
+    for token, pk, locked_until in rows:
+        held.setdefault(token, set()).add((pk, locked_until))
+    return held
+
+
+def frozen_claims(victim: subprocess.Popen[bytes], base: str) -> set[int]:
+    """SIGSTOP ``victim`` and return the deliveries it holds: the claims that neither change
+    nor get renewed while it is frozen, provided the other worker kept delivering meanwhile
+    (else the victim froze holding a lock the other one waits for: empty, and resumed)."""
+    victim.send_signal(signal.SIGSTOP)
+    time.sleep(0.3)
+    first, arrived = held_claims(), receiver_stats(base)["unique"]
+    time.sleep(1.0)
+    second = held_claims()
+    if receiver_stats(base)["unique"] == arrived:
+        victim.send_signal(signal.SIGCONT)
+        return set()
+    return {pk for token, rows in first.items() if second.get(token) == rows for pk, _ in rows}
+
+
+def freeze_when_busy(victim: subprocess.Popen[bytes], base: str, total: int) -> set[int]:
+    """Once a fifth has arrived, freeze ``victim`` holding claims (a few tries, 30 s at most)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        arrived = receiver_stats(base)["unique"]
+        if arrived >= total:
+            break
+        if arrived >= total // 5:
+            held = frozen_claims(victim, base)
+            if held:
+                return held
+            victim.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGSTOP)
+    return set()
+
+
+def wait_all_succeeded(total: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    succeeded = 0
+    while time.monotonic() < deadline:
+        succeeded = Delivery.objects.filter(status=Delivery.Status.SUCCEEDED).count()
+        if succeeded >= total:
+            break
+        time.sleep(0.1)
+    return succeeded
+
+
+def bench_crash(transactions: int, endpoints: int, delay: int = 100) -> dict[str, Any]:
+    """2 workers; once the first is busy it is frozen (its claims read), SIGKILLed and replaced
+    at once: seconds from the kill until every delivery succeeded, and duplicates."""
+    total = transactions * endpoints
+    with receiver(delay) as base:
+        reset_data()
+        make_endpoints(base, endpoints, ["order.*"])
+        reset_receiver(base)
+        with workers(2) as (victim, _):
+            fire_transactions(transactions)
+            held = freeze_when_busy(victim, base, total)
+            arrived_at_kill = receiver_stats(base)["unique"]
+            victim.send_signal(signal.SIGKILL)
+            killed = time.perf_counter()
+            victim.wait()
+            replacement = start_worker()
+            try:
+                succeeded = wait_all_succeeded(total, timeout=180)
+                recovered = time.perf_counter() - killed
+            finally:
+                stop([replacement])
+        stats = receiver_stats(base)
+    return {
+        "deliveries": total,
+        "lease_s": float(hooks_settings.LEASE),
+        "arrived_at_kill": arrived_at_kill,
+        "held_by_killed_worker": len(held),
+        "succeeded": succeeded,
+        "seconds_to_all_succeeded": recovered if succeeded >= total else None,
+        "duplicates": stats["duplicates"],
+        "unique": stats["unique"],
+    }
+
+
+# -- 8. scaling out (PostgreSQL) -----------------------------------------------------------------
+
+
+def bench_scale(deliveries: dict[int, int], endpoints: int, delay: int = 100) -> dict[str, Any]:
+    """The same backlog drained by 1, 2 and 4 worker processes against late receivers."""
+    results: dict[str, Any] = {"endpoints": endpoints, "delay_ms": delay}
+    with receiver(delay) as base:
+        for count, total in deliveries.items():
+            events = total // endpoints
+            reset_data()
+            make_endpoints(base, endpoints, ["order.*"])
+            reset_receiver(base)
+            started: list[float] = []
+            with workers(count):
+                with transaction.atomic():
+                    transaction.on_commit(lambda s=started: s.append(time.perf_counter()))
+                    for n in range(events):
+                        django_hooks.send_event("order.paid", event_data(n))
+                finished = wait_until_delivered(base, events * endpoints, arrived=True)
+            stats = receiver_stats(base)
+            results[str(count)] = {
+                "deliveries": events * endpoints,
+                "per_second": events * endpoints / (finished - started[0]),
+                "duplicates": stats["duplicates"],
+            }
+    return results
+
+
 # -- main ----------------------------------------------------------------------------------------
+
+
+ALL = "e2e,request,fanout,inbound,memory,slow,latency,noisy,e2e_tx,request_tx,crash,scale"
 
 
 def main() -> None:
@@ -480,7 +961,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
-    parser.add_argument("--only", default="e2e,request,fanout,inbound,memory")
+    parser.add_argument("--only", default=ALL)
     args = parser.parse_args()
     only = set(args.only.split(","))
     call_command("migrate", verbosity=0, run_syncdb=True)
@@ -492,6 +973,11 @@ def main() -> None:
         results["database_version"] = cursor.fetchone()[0]
     quick = args.quick
     out = Path(args.out)
+
+    def save() -> None:
+        results["worker_log_problems"] = worker_log_problems()
+        out.write_text(json.dumps(results, indent=2))
+
     with fast_receiver() as base:
         if "e2e" in only:
             results["end_to_end"] = bench_end_to_end(
@@ -507,9 +993,29 @@ def main() -> None:
         if "memory" in only:
             checkpoints = [2000, 10_000] if quick else [10_000, 100_000]
             results["memory"] = bench_memory(base, checkpoints, endpoints=5)
-            out.write_text(json.dumps(results, indent=2))
+            save()
+        if "e2e_tx" in only:
+            results["e2e_tx"] = bench_e2e_tx(base, args.repeat, 40 if quick else 200, 5)
+        if "request_tx" in only:
+            results["request_tx"] = bench_request_tx(base, args.repeat, 40 if quick else 200, 5)
+    save()
+    if "slow" in only:
+        results["slow"] = bench_slow(args.repeat, 20 if quick else 100, 10, [100, 500])
+        save()
+    if "latency" in only:
+        results["latency"] = bench_latency(20, 3 if quick else 10, endpoints=10)
+        save()
+    if "noisy" in only:
+        results["noisy"] = bench_noisy(1 if quick else args.repeat, 10 if quick else 40, 10)
+        save()
+    if "crash" in only:
+        results["crash"] = bench_crash(100 if quick else 300, endpoints=10)
+        save()
+    if "scale" in only and connection.vendor == "postgresql":
+        sizes = {1: 500, 2: 1000, 4: 1000} if quick else {1: 5000, 2: 8000, 4: 10_000}
+        results["scale"] = bench_scale(sizes, endpoints=20)
     reset_data()
-    out.write_text(json.dumps(results, indent=2))
+    save()
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.utils import timezone
@@ -50,6 +50,7 @@ logger = logging.getLogger("django_hooks")
 
 DRAIN_SECONDS = 60  # a drain claims for this long, then hands over to a fresh job
 IDLE_POLL = 0.2  # seconds between claims while nothing more is due and attempts are in flight
+HELPER_WAKE_EVERY = 0.5  # seconds between a busy drain's calls for help
 
 _pool_lock = threading.Lock()
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, size, executor)
@@ -79,8 +80,17 @@ def job_timeout() -> int:
 class Drain:
     """One run of the engine; ``only`` restricts it to the given deliveries."""
 
-    def __init__(self, *, only: Iterable[int] | None = None, seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        only: Iterable[int] | None = None,
+        seconds: float | None = None,
+        wake_helper: Callable[[], object] | None = None,
+    ) -> None:
         self.only = None if only is None else list(only)
+        # Called when a claim came back full (more may be due than this process can take), so
+        # that an idle worker starts a drain too: one commit's backlog uses every worker.
+        self.wake_helper = wake_helper
         self.seconds = drain_seconds() if seconds is None else seconds
         self.token = uuid.uuid4()
         self.result = BatchResult()
@@ -103,6 +113,7 @@ class Drain:
         started = time.monotonic()
         next_renewal = started + renew_every
         exhausted_at: float | None = None  # when a claim last found less than it asked for
+        helped_at = 0.0
 
         while True:
             now = time.monotonic()
@@ -129,6 +140,9 @@ class Drain:
                         lambda f, d=delivery: finished.put((d, f))  # type: ignore[misc]
                     )
                 if claimed and len(claimed) == wanted:
+                    if self.wake_helper is not None and now - helped_at >= HELPER_WAKE_EVERY:
+                        helped_at = now
+                        self.wake_helper()
                     continue  # more may be due: fill every free slot before waiting
             if not in_flight:
                 if not claiming:

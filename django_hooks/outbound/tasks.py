@@ -133,7 +133,7 @@ def drain() -> dict[str, int]:
         queue.connection.delete(wake_marker(queue))
     except Exception:
         logger.warning("Could not clear the wake-up marker", exc_info=True)
-    return _run(Drain())
+    return _run(Drain(wake_helper=wake))
 
 
 def deliver(delivery_ids: list[int]) -> dict[str, int]:

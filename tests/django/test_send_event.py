@@ -123,24 +123,33 @@ def test_bad_input_is_refused_before_anything_is_written(args, error, message):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_one_transaction_enqueues_full_batches(redis):
-    from django_hooks.outbound.tasks import get_queue
+def test_commits_wake_one_drain_instead_of_enqueueing_a_job_each(redis):
+    """A drain takes every due delivery from the database, so commits only need one waiting
+    drain job between them: 40 events in one transaction, then four more transactions, make one
+    job; once a worker starts that drain, the next commit wakes another."""
+    from django_hooks.outbound.tasks import get_queue, wake_marker
 
     for n in range(5):
         Endpoint.objects.create(url=f"http://127.0.0.1:9/{n}")
-    with override_settings(DJANGO_HOOKS={"ALLOWED_NETWORKS": ["127.0.0.0/8"], "BATCH_SIZE": 20}):
+    with override_settings(DJANGO_HOOKS={"ALLOWED_NETWORKS": ["127.0.0.0/8"]}):
         with transaction.atomic():
             for n in range(40):  # 200 deliveries
                 django_hooks.send_event("order.paid", {"n": n})
-        assert get_queue().count == 10  # not 40 jobs of 5
+        assert get_queue().count == 1
         with transaction.atomic():
             django_hooks.send_event("order.paid", {"n": "rolled back"})
             transaction.set_rollback(True)
-        with transaction.atomic():
-            django_hooks.send_event("order.paid", {"n": "after the rollback"})
-        assert get_queue().count == 11
-    job_ids = [id_ for job in get_queue().get_jobs() for id_ in job.args[0]]
-    assert sorted(job_ids) == sorted(Delivery.objects.values_list("pk", flat=True))
+        for n in range(4):
+            with transaction.atomic():
+                django_hooks.send_event("order.paid", {"n": f"later {n}"})
+        assert get_queue().count == 1
+        (job,) = get_queue().get_jobs()
+        assert job.func_name == "django_hooks.outbound.tasks.drain" and job.args == ()
+        # What a starting drain does first: a commit from now on needs a new job.
+        redis.delete(wake_marker(get_queue()))
+        django_hooks.send_event("order.paid", {"n": "while draining"})
+        assert get_queue().count == 2
+    assert Delivery.objects.count() == 5 * 45
 
 
 def test_cached_delivery_inserts_pick_exactly_the_endpoints_the_orm_selects(monkeypatch):

@@ -39,6 +39,8 @@ def time_travel_to_retries(pool) -> int:
     Delivery.objects.filter(pk__in=[d.pk for d in pending]).update(
         next_attempt_at=timezone.now() - dt.timedelta(seconds=61)
     )
+    # Past the pause of every endpoint whose circuit opened (a hang, a refused connection).
+    Endpoint.objects.update(paused_until=None)
     call_command("hooks_sweep", stdout=io.StringIO())
     return len(pending)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
-import math
 
 import pytest
 from django.core.management import call_command
@@ -15,7 +14,6 @@ from django.utils import timezone
 from redis import Redis
 
 import django_hooks
-from django_hooks.conf import hooks_settings
 from django_hooks.models import Delivery
 from tests.reliability.harness import (
     expected_keys,
@@ -42,7 +40,7 @@ def test_redis_down_while_the_application_commits(worker_pool, fault_redis, fast
 
     assert Order.objects.count() == 20, "every business transaction committed"
     assert status_counts() == {"pending": 100}
-    failures = [r for r in caplog.records if "Could not enqueue" in r.getMessage()]
+    failures = [r for r in caplog.records if "Could not wake" in r.getMessage()]
     assert len(failures) == 20 and all(r.levelno == logging.WARNING for r in failures)
 
     fault_redis.start()
@@ -84,21 +82,16 @@ def test_redis_lost_mid_run(worker_pool, fault_redis, fast_receiver, fault):
         pool.keep = 2
         fault_redis.restart()
 
-    quiet(pool)
-    lost = status_counts().get("pending", 0)
-    assert 0 < lost < total, "the fault dropped queued jobs (otherwise this proves nothing)"
-
+    # Drains take their work from the database, not from the lost jobs: what was running goes
+    # on, and the sweep covers whatever no drain was left to take.
     swept = recover(pool)
-    assert swept >= lost
     assert status_counts() == {"succeeded": total}
     assert set(fast_receiver.accepted) == expected_keys(paths)
     assert max(fast_receiver.accepted.values()) == 1, "no worker died, so nothing is sent twice"
-    print(f"\n{fault}: {lost} deliveries lost their job, all recovered by the sweep")
+    print(f"\n{fault}: all {total} delivered; the sweep found {swept} stranded")
 
 
-def test_sweeps_during_a_backlog_do_not_enqueue_the_same_deliveries_again(
-    fault_redis, transactional_db
-):
+def test_sweeps_while_redis_lost_everything_wake_one_drain(fault_redis, transactional_db):
     from django_hooks.models import Endpoint
     from django_hooks.outbound.sweep import sweep
     from django_hooks.outbound.tasks import get_queue
@@ -112,13 +105,13 @@ def test_sweeps_during_a_backlog_do_not_enqueue_the_same_deliveries_again(
     Delivery.objects.update(next_attempt_at=timezone.now() - dt.timedelta(seconds=120))
 
     assert sweep() == 50
-    jobs = get_queue().count
-    assert jobs == math.ceil(50 / hooks_settings.BATCH_SIZE)
-    # Two minutes later, no worker has caught up yet: the queued jobs still cover them.
+    assert get_queue().count == 1, "one drain takes them all"
+    # Two minutes later, no worker has caught up yet: the waiting drain still covers them.
     later = timezone.now() + dt.timedelta(seconds=120)
-    assert sweep(now=later) == 0
-    assert get_queue().count == jobs
-    # Redis loses them again: the next sweep finds every one.
+    assert sweep(now=later) == 50
+    assert get_queue().count == 1
+    # Redis loses it again: the next sweep wakes a drain again.
     Redis.from_url(fault_redis.url).flushall()
     assert sweep(now=later) == 50
+    assert get_queue().count == 1
     assert Delivery.objects.filter(endpoint=endpoint, status="pending").count() == 50
