@@ -262,6 +262,12 @@ class Endpoint(OwnedModel):
                     f"{', '.join(map(repr, undeclared))} match no declared event type "
                     "(STRICT_EVENT_TYPES is on)."
                 ]
+        for name, most in (("max_concurrency", 1000), ("rate_limit", 100_000)):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most
+            ):
+                errors[name] = [f"Must be a whole number from 1 to {most}, or empty."]
         header_errors = header_problems(self.headers)
         if header_errors:
             errors["headers"] = header_errors
@@ -270,7 +276,8 @@ class Endpoint(OwnedModel):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         update_fields = kwargs.get("update_fields")
-        if update_fields is None or {"url", "event_types", "headers"} & set(update_fields):
+        validated = {"url", "event_types", "headers", "max_concurrency", "rate_limit"}
+        if update_fields is None or validated & set(update_fields):
             self.validate()
             self._validated_url = self.url
         types = sorted(set(self.event_types))

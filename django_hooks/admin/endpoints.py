@@ -164,7 +164,8 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
     search_fields = ["url", "description"]
     readonly_fields = ["state", "disabled_at", "disabled_reason", "failing_since", "owner_display",
                        "created_at", "updated_at"]  # fmt: skip
-    fields = ["url", "description", "event_types", "headers", "is_active", *readonly_fields]
+    fields = ["url", "description", "event_types", "headers", "max_concurrency", "rate_limit",
+              "is_active", *readonly_fields]  # fmt: skip
     actions = ["enable", "disable", "send_test"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     change_form_template = "django_hooks/admin/endpoint_change_form.html"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32: no I, L, O, U
@@ -13,10 +14,23 @@ def clock() -> float:
     return time.time()
 
 
+_lock = threading.Lock()
+_last = 0  # the last value made in this process: ids made in one millisecond keep their order
+
+
 def new_id(prefix: str = "msg_", *, now: float | None = None) -> str:
-    """Return ``prefix`` + 26 characters that sort by creation time (to the millisecond)."""
+    """Return ``prefix`` + 26 characters that sort by creation time (to the millisecond; in
+    creation order within one process, as monotonic ULIDs do)."""
+    global _last
     millis = int((clock() if now is None else now) * 1000)
     value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    with _lock:
+        if now is None and value >> 80 == _last >> 80 and value <= _last:
+            value = _last + 1 + (int.from_bytes(os.urandom(4), "big") >> 8)
+            if value >> 80 != millis:  # the random part ran out: vanishingly rare
+                value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+        if now is None:
+            _last = value
     chars = []
     for _ in range(26):
         value, index = divmod(value, 32)
