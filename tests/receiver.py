@@ -34,6 +34,9 @@ class Receiver:
         self.default = Reply()
         self._lock = threading.Lock()
         self._threads: list[tuple[threading.Thread, socket.socket]] = []
+        #: Requests being answered right now, and the most there ever were at once, per path.
+        self.in_flight: dict[str, int] = {}
+        self.most_in_flight: dict[str, int] = {}
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,8 +57,15 @@ class Receiver:
                     )
                     script = receiver.replies.get(self.path)
                     reply = script.pop(0) if script else receiver.default
-                if reply.delay:
-                    time.sleep(reply.delay)
+                    now = receiver.in_flight[self.path] = receiver.in_flight.get(self.path, 0) + 1
+                    most = receiver.most_in_flight.get(self.path, 0)
+                    receiver.most_in_flight[self.path] = max(most, now)
+                try:
+                    if reply.delay:
+                        time.sleep(reply.delay)
+                finally:
+                    with receiver._lock:
+                        receiver.in_flight[self.path] -= 1
                 try:
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():

@@ -50,6 +50,7 @@ logger = logging.getLogger("django_hooks")
 
 DRAIN_SECONDS = 60  # a drain claims for this long, then hands over to a fresh job
 IDLE_POLL = 0.2  # seconds between claims while nothing more is due and attempts are in flight
+LINGER = 2.0  # seconds an idle drain waits for work due that soon, rather than ending
 HELPER_WAKE_EVERY = 0.5  # seconds between a busy drain's calls for help
 
 _pool_lock = threading.Lock()
@@ -147,7 +148,15 @@ class Drain:
             if not in_flight:
                 if not claiming:
                     self.more_due = self._anything_due()
-                return self.result
+                    return self.result
+                soon = self._soon(started)
+                if soon is None:
+                    return self.result
+                # Due again within a moment (a paused endpoint, a rate limit, a quick retry):
+                # waiting here is cheaper and sooner than a scheduled job.
+                time.sleep(soon)
+                exhausted_at = None
+                continue
             wait = max(0.0, next_renewal - time.monotonic())
             if claiming and free > 0:
                 wait = min(wait, IDLE_POLL)
@@ -161,6 +170,18 @@ class Drain:
             if time.monotonic() >= next_renewal and in_flight:
                 with_db_retries(lambda: claims.renew(self.token), what="renew webhook leases")
                 next_renewal = time.monotonic() + renew_every
+
+    def _soon(self, started: float) -> float | None:
+        """Seconds until something is due, if that is within ``LINGER`` and this drain's time."""
+        if self.only is not None:
+            return None
+        soonest = claims.next_due_at()
+        if soonest is None:
+            return None
+        wait = max(IDLE_POLL, (soonest - timezone.now()).total_seconds() + 0.01)
+        if wait > LINGER or time.monotonic() + wait - started >= self.seconds:
+            return None
+        return wait
 
     def _anything_due(self) -> bool:
         due = Delivery.objects.filter(
