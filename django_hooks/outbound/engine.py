@@ -21,6 +21,7 @@ turn and RQ's job timeout never hits a healthy drain).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import queue
@@ -87,11 +88,15 @@ class Drain:
         only: Iterable[int] | None = None,
         seconds: float | None = None,
         wake_helper: Callable[[], object] | None = None,
+        watchdog: Callable[[dt.datetime], object] | None = None,
     ) -> None:
         self.only = None if only is None else list(only)
         # Called when a claim came back full (more may be due than this process can take), so
         # that an idle worker starts a drain too: one commit's backlog uses every worker.
         self.wake_helper = wake_helper
+        # Called with "just past my leases" while this drain holds claims: a drain scheduled
+        # then takes them over if this process died (SIGKILL, OOM), with no sweep needed.
+        self.watchdog = watchdog
         self.seconds = drain_seconds() if seconds is None else seconds
         self.token = uuid.uuid4()
         self.result = BatchResult()
@@ -115,6 +120,7 @@ class Drain:
         next_renewal = started + renew_every
         exhausted_at: float | None = None  # when a claim last found less than it asked for
         helped_at = 0.0
+        watched_at = -renew_every
 
         while True:
             now = time.monotonic()
@@ -129,6 +135,9 @@ class Drain:
                 )
                 next_renewal = time.monotonic() + renew_every  # a claim renews the leases too
                 exhausted_at = time.monotonic() if len(claimed) < wanted else None
+                if claimed and self.watchdog is not None and now - watched_at >= renew_every:
+                    watched_at = now
+                    self.watchdog(timezone.now() + dt.timedelta(seconds=claims.lease_seconds() + 1))
                 if self.only is not None:  # each given delivery is attempted once at most
                     taken = {delivery.pk for delivery in claimed}
                     self.only = [pk for pk in self.only if pk not in taken]

@@ -82,14 +82,14 @@ def enqueue_deliveries(delivery_ids: object = None) -> int:
     return int(wake())
 
 
-def schedule_wake(at: dt.datetime) -> None:
-    """Have a drain run at ``at`` (RQ's scheduler: ``rqworker --with-scheduler``), at most one
-    per second of the schedule however many drains ask."""
+def schedule_wake(at: dt.datetime, *, every: float = 1) -> None:
+    """Have a drain run at ``at`` (RQ's scheduler: ``rqworker --with-scheduler``), rounded up to
+    a multiple of ``every`` seconds: at most one job per such slot however many drains ask."""
     delay = (at - timezone.now()).total_seconds()
     if delay <= 0.5:
         wake()
         return
-    second = math.ceil(at.timestamp())
+    second = math.ceil(at.timestamp() / every) * every
     try:
         queue = get_queue()
         key = f"django_hooks:drain-at:{queue.name}:{second}"
@@ -133,7 +133,12 @@ def drain() -> dict[str, int]:
         queue.connection.delete(wake_marker(queue))
     except Exception:
         logger.warning("Could not clear the wake-up marker", exc_info=True)
-    return _run(Drain(wake_helper=wake))
+    return _run(Drain(wake_helper=wake, watchdog=watch_leases))
+
+
+def watch_leases(at: dt.datetime) -> None:
+    """A drain at ``at`` (just past a drain's leases), one per third of a lease at most."""
+    schedule_wake(at, every=max(1, int(float(hooks_settings.LEASE) / 3)))
 
 
 def deliver(delivery_ids: list[int]) -> dict[str, int]:
