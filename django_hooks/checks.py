@@ -88,8 +88,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
         )
 
-    for name in ("TIMEOUT", "DISABLE_AFTER", "MAX_PAYLOAD_BYTES", "BATCH_SIZE", "CONCURRENCY",
-                 "ENDPOINT_CONCURRENCY", "LEASE", "RESPONSE_READ_LIMIT", "RESPONSE_STORE_LIMIT"):  # fmt: skip
+    positive = ("TIMEOUT", "DISABLE_AFTER", "MAX_PAYLOAD_BYTES", "BATCH_SIZE", "CONCURRENCY",
+                "ENDPOINT_CONCURRENCY", "LEASE", "RESPONSE_READ_LIMIT",
+                "RESPONSE_STORE_LIMIT")  # fmt: skip
+    for name in positive:
         value = getattr(hooks_settings, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             errors.append(

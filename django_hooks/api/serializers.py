@@ -34,7 +34,8 @@ class EndpointSerializer(serializers.ModelSerializer):
         model = Endpoint
         fields = [
             "id", "url", "description", "event_types", "is_active", "headers",
-            "max_concurrency", "rate_limit", "is_receiving", "disabled_at", "disabled_reason", "created_at", "updated_at",
+            "max_concurrency", "rate_limit",
+            "is_receiving", "disabled_at", "disabled_reason", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["disabled_at", "disabled_reason", "created_at", "updated_at"]
 

@@ -22,6 +22,7 @@ turn and RQ's job timeout never hits a healthy drain).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import queue
@@ -130,7 +131,7 @@ class Drain:
             if claiming and free > 0 and may_poll:
                 wanted = min(free, per_claim)
                 claimed = with_db_retries(
-                    lambda wanted=wanted: claims.claim(self.token, wanted, only=self.only),
+                    functools.partial(claims.claim, self.token, wanted, only=self.only),
                     what="claim webhook deliveries",
                 )
                 next_renewal = time.monotonic() + renew_every  # a claim renews the leases too

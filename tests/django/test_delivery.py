@@ -67,7 +67,7 @@ def test_a_2xx_delivers_a_standard_webhook_the_reference_library_verifies(receiv
 def test_failures_are_retried_with_the_same_id_and_a_fresh_signature(receiver):
     endpoint = Endpoint.objects.create(url=receiver.url())
     receiver.script("/hook", Reply(500), Reply(400), Reply(204, body=b""))
-    with hooks(RETRY_SCHEDULE=[1, 0]):
+    with hooks(RETRY_SCHEDULE=[2, 0]):
         event = django_hooks.send_event("order.paid", {"id": 1})
         drain()
     requests = receiver.to("/hook")

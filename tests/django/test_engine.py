@@ -51,8 +51,8 @@ def test_concurrency_bounds_the_attempts_a_process_has_in_flight(receiver):
 def test_a_hanging_endpoint_holds_its_limit_then_its_circuit_opens_and_others_go_on(receiver):
     hanging = Endpoint.objects.create(url=receiver.url("/hang"))
     healthy = [Endpoint.objects.create(url=receiver.url(f"/ok{n}")) for n in range(3)]
-    receiver.script("/hang", *[Reply(200, delay=3)] * 50)
-    with hooks(TIMEOUT=1, ENDPOINT_CONCURRENCY=4, RETRY_SCHEDULE=[60]):
+    receiver.script("/hang", *[Reply(200, delay=6)] * 50)
+    with hooks(TIMEOUT=3, ENDPOINT_CONCURRENCY=4, RETRY_SCHEDULE=[60]):
         send(10)
         Drain().run()
     # Every healthy delivery was made while the hanging endpoint's attempts were still waiting.
@@ -66,7 +66,7 @@ def test_a_hanging_endpoint_holds_its_limit_then_its_circuit_opens_and_others_go
     # The hanging endpoint took its four slots once, then was paused: the rest wait, unattempted.
     attempts = DeliveryAttempt.objects.filter(delivery__endpoint=hanging)
     assert attempts.count() == 4
-    assert set(attempts.values_list("error", flat=True)) == {"timed out after 1s"}
+    assert set(attempts.values_list("error", flat=True)) == {"timed out after 3s"}
     untouched = Delivery.objects.filter(endpoint=hanging, attempts=0)
     assert untouched.count() == 6 and {d.status for d in untouched} == {"pending"}
     assert all(d.claim_token is None for d in untouched)
