@@ -130,6 +130,202 @@ def memory_section(db: str, mem: dict[str, Any], targets: list[str]) -> list[str
             f"({mem['seconds']:.0f} s).", ""]  # fmt: skip
 
 
+def slow_section(db: str, slow: dict[str, Any], targets: list[str]) -> list[str]:
+    lines = [
+        f"### Late receivers, {db}: {slow['transactions']} business transactions × "
+        f"{slow['endpoints']} endpoints",
+        "",
+        "One event per `transaction.atomic()`; 2 `SimpleWorker` processes, timed from the first "
+        "commit until the last webhook arrived, beside one process with 64 threads, each with "
+        "its own `requests.Session` (trust_env off), POSTing the same signed bodies.",
+        "",
+        "| receiver answers after | 64 threads, deliveries/s | django-hooks, deliveries/s | ratio |",
+        "|---|---|---|---|",
+    ]
+    for delay in [k for k in slow if k.isdigit()]:
+        row = slow[delay]
+        ratio = row["ratio"]["median"]
+        lines.append(f"| {delay} ms | {spread(row['reference'])} | {spread(row['hooks'])} | "
+                     f"{spread(row['ratio'], '{:.2f}')} |")  # fmt: skip
+        targets.append(f"| late receivers ({delay} ms), {db}: ≥ 0.8 × 64 threads | {ratio:.2f} | "
+                       f"{verdict(ratio >= 0.8)} |")  # fmt: skip
+        checks = row["checks"]
+        lines.append("")
+        lines.append(f"{delay} ms: succeeded {checks['succeeded']}, duplicates "
+                     f"{checks['duplicates']}, bad signatures {sum(checks['bad_signatures'])}.")  # fmt: skip
+        lines.append("")
+    return lines
+
+
+def latency_section(db: str, lat: dict[str, Any], targets: list[str]) -> list[str]:
+    p = lat["latency_s"]
+    targets.append(f"| latency p99 at ~200 deliveries/s, {db}: ≤ 1 s | {p['p99']:.3f} s | "
+                   f"{verdict(p['p99'] <= 1)} |")  # fmt: skip
+    return [
+        f"### Latency, {db}: 20 business transactions/s × {lat['endpoints']} endpoints",
+        "",
+        f"{lat['transactions']} transactions ({lat['offered_per_second']:,.0f} deliveries/s "
+        f"offered), receivers answering after {lat['delay_ms']} ms, 2 workers; from "
+        "`event.created_at` to the webhook's arrival at the receiver.",
+        "",
+        "| p50 | p95 | p99 | max |",
+        "|---|---|---|---|",
+        f"| {p['p50']:.3f} s | {p['p95']:.3f} s | {p['p99']:.3f} s | {p['p100']:.3f} s |",
+        "",
+        f"{lat['arrived']:,} arrived, {lat['duplicates']} duplicates.",
+        "",
+    ]
+
+
+def noisy_section(db: str, noisy: dict[str, Any], targets: list[str]) -> list[str]:
+    ratio = noisy["ratio"]["median"]
+    healthy = noisy["endpoints"] - 1
+    targets.append(f"| one hanging endpoint, {db}: healthy endpoints ≤ 1.5 × their time "
+                   f"without it | {ratio:.2f} | {verdict(ratio <= 1.5)} |")  # fmt: skip
+    seconds = noisy["seconds"]
+    return [
+        f"### One hanging endpoint, {db}",
+        "",
+        f"{noisy['transactions']} business transactions, each one event to {noisy['endpoints']} "
+        f"endpoints: seconds until the {healthy} healthy ones (answering after "
+        f"{noisy['delay_ms']} ms) had their {noisy['transactions'] * healthy} deliveries, with "
+        f"the tenth answering after {noisy['delay_ms']} ms too or never (held until "
+        f"TIMEOUT = {noisy['timeout_s']:g} s). 2 workers.",
+        "",
+        "| tenth endpoint | seconds for the healthy ones |",
+        "|---|---|",
+        f"| healthy | {spread(seconds['all_healthy'], '{:.2f}')} |",
+        f"| hanging | {spread(seconds['one_hanging'], '{:.2f}')} |",
+        "",
+        f"Ratio {spread(noisy['ratio'], '{:.2f}')}; attempts held open by the hanging endpoint "
+        f"{noisy['held_at_hanging_endpoint']}; duplicates {noisy['duplicates']}.",
+        "",
+    ]
+
+
+def e2e_tx_section(db: str, e2e: dict[str, Any], targets: list[str]) -> list[str]:
+    ratio = e2e["ratio"]["median"]
+    targets.append(f"| end-to-end with firing, {db}: ≥ 0.8 × requests loop | {ratio:.2f} | "
+                   f"{verdict(ratio >= 0.8)} |")  # fmt: skip
+    firing = e2e["checks"]["firing_s"]
+    return [
+        f"### End-to-end from the business transactions, {db}: {e2e['transactions']} "
+        f"transactions × {e2e['endpoints']} endpoints",
+        "",
+        "Instant receiver, 2 workers; from before the first transaction to the last arrival "
+        "(firing the transactions included), beside a bare sequential `requests.Session` loop "
+        "(trust_env off) POSTing the same signed bodies.",
+        "",
+        "| sender | deliveries/s |",
+        "|---|---|",
+        f"| bare `requests.Session` loop | {spread(e2e['reference'])} |",
+        f"| django-hooks, 2 workers | {spread(e2e['hooks'])} |",
+        "",
+        f"Ratio {spread(e2e['ratio'], '{:.2f}')}; firing the transactions took "
+        f"{', '.join(f'{f:.2f}' for f in firing)} s; duplicates {e2e['checks']['duplicates']}.",
+        "",
+    ]
+
+
+def request_tx_section(db: str, rt: dict[str, Any], targets: list[str]) -> list[str]:
+    ratio = rt["ratio"]["median"]
+    trips = rt["redis_round_trips_per_commit"]
+    targets.append(f"| business transaction with an event, {db}: ≤ 2 × without | {ratio:.1f} | "
+                   f"{verdict(ratio <= 2)} |")  # fmt: skip
+    targets.append(f"| Redis round trips per commit, {db}: ≤ 1 | {trips:.2f} | "
+                   f"{verdict(trips <= 1)} |")  # fmt: skip
+    commands = ", ".join(f"{k} {v:.2f}" for k, v in rt["redis_commands"].items())
+    first = ", ".join(f"{k} {v}" for k, v in rt["redis_commands_first_commit"].items())
+    return [
+        f"### Request path of a business transaction, {db}: {rt['transactions']} transactions",
+        "",
+        f"Each `transaction.atomic()` creates an `Order` and calls `send_event` (to "
+        f"{rt['endpoints']} endpoints), no workers running; beside the same transactions "
+        "without webhooks.",
+        "",
+        "| | ms per transaction | queries per transaction |",
+        "|---|---|---|",
+        f"| with `send_event` | {spread(rt['ms_per_transaction'], '{:.2f}')} | "
+        f"{rt['queries_per_transaction']} |",
+        f"| `Order` alone | {spread(rt['plain_ms_per_transaction'], '{:.2f}')} | "
+        f"{rt['plain_queries_per_transaction']} |",
+        "",
+        f"Ratio {spread(rt['ratio'], '{:.1f}')}. Redis per commit: "
+        f"{rt['redis_commands_per_commit']:.2f} commands ({commands}) in {trips:.2f} round "
+        f"trips; the commit that enqueues a drain: {first} in "
+        f"{rt['redis_round_trips_first_commit']} round trips.",
+        "",
+    ]
+
+
+def crash_section(db: str, crash: dict[str, Any], targets: list[str]) -> list[str]:
+    seconds = crash["seconds_to_all_succeeded"]
+    ok = seconds is not None and seconds <= 60
+    shown = "never (180 s)" if seconds is None else f"{seconds:.1f} s"
+    targets.append(f"| worker SIGKILLed, {db}: all succeeded ≤ 60 s after | {shown} | "
+                   f"{verdict(ok)} |")  # fmt: skip
+    dup_ok = crash["duplicates"] <= crash["held_by_killed_worker"]
+    targets.append(f"| worker SIGKILLed, {db}: duplicates ≤ deliveries it held | "
+                   f"{crash['duplicates']} ≤ {crash['held_by_killed_worker']} | "
+                   f"{verdict(dup_ok)} |")  # fmt: skip
+    return [
+        f"### A worker killed mid-run, {db}: {crash['deliveries']:,} deliveries",
+        "",
+        f"2 workers (LEASE {crash['lease_s']:g} s), receiver answering after 100 ms. One worker, "
+        f"once busy, frozen (SIGSTOP) holding {crash['held_by_killed_worker']} claimed "
+        f"deliveries, then SIGKILLed ({crash['arrived_at_kill']:,} had arrived) and replaced at "
+        f"once: all {crash['succeeded']:,} succeeded {shown} after the kill; "
+        f"{crash['duplicates']} duplicates at the receiver.",
+        "",
+    ]
+
+
+def scale_section(db: str, scale: dict[str, Any], targets: list[str]) -> list[str]:
+    counts = [k for k in scale if k.isdigit()]
+    one = scale[counts[0]]["per_second"]
+    lines = [
+        f"### Scaling out, {db}: receivers answering after {scale['delay_ms']} ms, "
+        f"{scale['endpoints']} endpoints",
+        "",
+        "One event per business transaction; from the first commit to the last arrival.",
+        "",
+        "| worker processes | deliveries | deliveries/s | × 1 worker | duplicates | drain jobs per worker |",
+        "|---|---|---|---|---|---|",
+    ]
+    duplicates = 0
+    for count in counts:
+        row = scale[count]
+        duplicates += row["duplicates"]
+        lines.append(f"| {count} | {row['deliveries']:,} | {row['per_second']:,.0f} | "
+                     f"{row['per_second'] / one:.2f} | {row['duplicates']} | "
+                     f"{row.get('drain_jobs_per_worker', '?')} |")  # fmt: skip
+    backlog = scale.get("backlog")
+    if backlog:
+        duplicates += backlog["duplicates"]
+        lines += ["", f"The same {backlog['deliveries']:,} deliveries recorded in one commit "
+                  f"(a backlog), {backlog['workers']} workers: {backlog['per_second']:,.0f} "
+                  f"deliveries/s, drain jobs per worker {backlog.get('drain_jobs_per_worker')}."]  # fmt: skip
+    targets.append(f"| scaling out, {db}: no duplicates | {duplicates} | "
+                   f"{verdict(duplicates == 0)} |")  # fmt: skip
+    return [*lines, ""]
+
+
+def worker_log_section(db: str, problems: list[str]) -> list[str]:
+    if not problems:
+        return [f"Worker stderr, {db}: nothing logged.", ""]
+    shown = problems[:20]
+    more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+    return [f"Worker stderr, {db}: {len(problems)} lines{more}:", "", "```",
+            *[line.split(": ", 1)[-1] for line in shown], "```", ""]  # fmt: skip
+
+
+NEW_SECTIONS = [
+    ("slow", slow_section), ("latency", latency_section), ("noisy", noisy_section),
+    ("e2e_tx", e2e_tx_section), ("request_tx", request_tx_section), ("crash", crash_section),
+    ("scale", scale_section),
+]  # fmt: skip
+
+
 def write_report(
     path: Path, results: dict[str, dict], machine: dict[str, str], command: str, seconds: float
 ) -> None:
@@ -148,6 +344,11 @@ def write_report(
             body += inbound_section(db, res["inbound"], targets)
         if "memory" in res:
             body += memory_section(db, res["memory"], targets)
+        for key, section in NEW_SECTIONS:
+            if key in res:
+                body += section(db, res[key], targets)
+        if "worker_log_problems" in res:
+            body += worker_log_section(db, res["worker_log_problems"])
     if "PostgreSQL" not in results:
         body += ["## PostgreSQL", "", "Not measured: no PostgreSQL was available.", ""]
     head = [
