@@ -64,9 +64,7 @@ def _serialise_claims(token: uuid.UUID, now: dt.datetime) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK])
-    Delivery.objects.filter(claim_token=token, status=Delivery.Status.PENDING).update(
-        locked_until=lease_until(now)
-    )
+    renew(token, now=now)
 
 
 def in_flight_by_endpoint(now: dt.datetime) -> dict[int, int]:

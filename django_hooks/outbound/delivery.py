@@ -27,6 +27,7 @@ from django_hooks.core.payload import encode_body
 from django_hooks.core.retry import Outcome, classify, next_retry_delay, parse_retry_after
 from django_hooks.core.signing import Signer
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint
+from django_hooks.outbound.claims import release
 from django_hooks.outbound.transport import HTTPResult, Transport
 
 logger = logging.getLogger("django_hooks")
@@ -195,12 +196,7 @@ class Outcomes:
         def record() -> None:
             with transaction.atomic():
                 for at, group in self.released.items():
-                    values: dict[str, object] = {"locked_until": None, "claim_token": None}
-                    if at is not None:
-                        values["next_attempt_at"] = at
-                    Delivery.objects.filter(
-                        pk__in=[d.pk for d in group], claim_token=self.token
-                    ).update(**values)
+                    release(self.token, [d.pk for d in group], at=at)
                 if not self.deliveries:
                     return
                 DeliveryAttempt.objects.bulk_create(self.attempts)

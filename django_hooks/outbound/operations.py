@@ -5,7 +5,6 @@ send a test event, recover failed deliveries, and count outcomes.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -47,12 +46,10 @@ def send_test_event(
         event = Event(type=event_type, data=data, created_at=now)
         event.owner = endpoint.owner
         event.save(force_insert=True)
-        delivery = Delivery.objects.create(
-            event=event, endpoint=endpoint, next_attempt_at=now, created_at=now
-        )
-        from django_hooks.outbound.tasks import enqueue_deliveries
+        Delivery.objects.create(event=event, endpoint=endpoint, next_attempt_at=now, created_at=now)
+        from django_hooks.outbound.tasks import wake
 
-        transaction.on_commit(functools.partial(enqueue_deliveries, [delivery.pk]))
+        transaction.on_commit(wake)
     return event
 
 

@@ -49,7 +49,7 @@ def sweep(
 
 def retry_deliveries(deliveries: QuerySet[Delivery]) -> int:
     """Send failed or cancelled deliveries again from now on (attempts continue counting)."""
-    from django_hooks.outbound.tasks import enqueue_deliveries
+    from django_hooks.outbound.tasks import wake
 
     now = timezone.now()
     with transaction.atomic():
@@ -62,13 +62,14 @@ def retry_deliveries(deliveries: QuerySet[Delivery]) -> int:
             status=Delivery.Status.PENDING, next_attempt_at=now, completed_at=None,
             locked_until=None, claim_token=None,
         )  # fmt: skip
-        transaction.on_commit(lambda: enqueue_deliveries(ids))
+        if ids:
+            transaction.on_commit(wake)
     return len(ids)
 
 
 def enable_endpoint(endpoint: Endpoint) -> int:
     """Re-enable an endpoint and resume its pending deliveries; return how many resume."""
-    from django_hooks.outbound.tasks import enqueue_deliveries
+    from django_hooks.outbound.tasks import wake
 
     now = timezone.now()
     with transaction.atomic():
@@ -81,7 +82,8 @@ def enable_endpoint(endpoint: Endpoint) -> int:
         pending = Delivery.objects.filter(endpoint=endpoint, status=Delivery.Status.PENDING)
         pending.filter(next_attempt_at__lt=now).update(next_attempt_at=now)
         ids = list(pending.filter(next_attempt_at__lte=now).values_list("pk", flat=True))
-        transaction.on_commit(lambda: enqueue_deliveries(ids))
+        if ids:
+            transaction.on_commit(wake)
     return len(ids)
 
 

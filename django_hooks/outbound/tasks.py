@@ -76,12 +76,6 @@ def wake() -> bool:
     return True
 
 
-def enqueue_deliveries(delivery_ids: object = None) -> int:
-    """Wake a drain for newly due deliveries (which ones does not matter: the drain takes every
-    due delivery); return 1 if Redis took the wake-up, else 0."""
-    return int(wake())
-
-
 def schedule_wake(at: dt.datetime, *, every: float = 1) -> None:
     """Have a drain run at ``at`` (RQ's scheduler: ``rqworker --with-scheduler``), rounded up to
     a multiple of ``every`` seconds: at most one job per such slot however many drains ask."""
