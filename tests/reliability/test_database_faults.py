@@ -74,15 +74,19 @@ def release_locks():
 
 
 def start_batch_then_lock(pool, fast_receiver) -> tuple[dict, DeliveryLock]:
-    """One batch in a worker, stopped at its first POST; the lock taken; the POSTs let go."""
+    """Every attempt of one event in flight, held unanswered; the lock taken; the POSTs let go.
+
+    All of them are held because the engine writes each group of results as it finishes: a
+    delivery answered before the lock is taken would be recorded before the fault begins."""
     paths = make_endpoints(fast_receiver, ENDPOINTS)
-    fast_receiver.hold("/e0")
+    for path in paths.values():
+        fast_receiver.hold(path)
     with transaction.atomic():
         django_hooks.send_event("order.paid", {"id": 1})
-    fast_receiver.wait_for(1, path="/e0")  # the worker has claimed the batch and is POSTing
+    fast_receiver.wait_for(ENDPOINTS)  # the worker has claimed them all and is POSTing
     lock = DeliveryLock()
-    fast_receiver.release("/e0")
-    fast_receiver.wait_for(ENDPOINTS)
+    for path in paths.values():
+        fast_receiver.release(path)
     return paths, lock
 
 
