@@ -39,7 +39,6 @@ from typing import Any
 from django.db import models, router
 from django.db.models import Q
 
-from django_hooks.commit import on_commit_batch
 from django_hooks.conf import hooks_settings
 from django_hooks.core import ids
 from django_hooks.core.ids import first_id_at, id_timestamp, new_id
@@ -94,16 +93,20 @@ def on_event_saved(sender: Any, instance: Event, created: bool, raw: bool = Fals
     """``post_save`` receiver: check the transaction's new events once it commits."""
     if not created or raw:
         return
+    from django_hooks.outbound.tasks import publish_on_commit
+
     channel = channel_for(instance.owner_content_type_id, instance.owner_id)
-    on_commit_batch(events_committed, [(instance.pk, instance.feed_position, channel)],
-                    using=using or router.db_for_write(Event))  # fmt: skip
+    publish_on_commit(events_committed, [(instance.pk, instance.feed_position, channel)],
+                      using=using or router.db_for_write(Event))  # fmt: skip
 
 
-def events_committed(events: list[tuple[str, str, str]], using: str) -> None:
-    """Move late-committed events above every horizon served so far; wake waiting readers.
+def events_committed(events: list[tuple[str, str, str]], using: str) -> dict[str, str]:
+    """Move late-committed events above every horizon served so far; return the position to
+    publish on each channel, so waiting readers wake (``tasks.notify`` publishes them in the
+    same Redis round trip as the transaction's wake-up).
 
     ``events`` are one transaction's (pk, position, channel): one UPDATE for all the late ones
-    and one PUBLISH per channel, whatever the number of events.
+    and one position per channel, whatever the number of events.
     """
     now = clock()
     late = [Event(pk=pk, feed_position=new_id("", now=now))
@@ -114,14 +117,7 @@ def events_committed(events: list[tuple[str, str, str]], using: str) -> None:
     latest: dict[str, str] = {}
     for pk, position, channel in events:
         latest[channel] = max(latest.get(channel, ""), moved.get(pk, position))
-    try:
-        with _redis().pipeline(transaction=False) as pipe:
-            for channel, position in latest.items():
-                pipe.publish(channel, position)
-            pipe.execute()
-    except Exception:
-        # Readers still find the events at their next safety-net query.
-        logger.debug("Could not publish a feed wake-up", exc_info=True)
+    return latest
 
 
 # -- reading --------------------------------------------------------------------------------------

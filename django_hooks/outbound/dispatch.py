@@ -15,7 +15,6 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from django_hooks.commit import on_commit_batch
 from django_hooks.conf import hooks_settings
 from django_hooks.core.payload import encode_body
 from django_hooks.event_types import check_declared
@@ -91,17 +90,13 @@ def send_event(
     return event
 
 
-def _enqueue_committed(ids: list[int], using: str) -> None:
-    from django_hooks.outbound.tasks import wake
-
-    wake()  # a drain takes every due delivery: which ones were recorded does not matter
-
-
 def enqueue_on_commit(ids: list[int], *, using: str) -> None:
-    """Enqueue ``ids`` once the current transaction commits, together with every other delivery
-    recorded in it: a transaction that sends 2,000 events makes full ``BATCH_SIZE`` jobs, not
-    2,000 small ones. A delivery rolled back with its savepoint is skipped by the worker."""
-    on_commit_batch(_enqueue_committed, ids, using=using)
+    """Wake a drain once the current transaction commits: one wake-up per transaction, however
+    many deliveries it recorded (a drain takes every due delivery, so which ones does not
+    matter). A delivery rolled back with its savepoint is simply not there to take."""
+    from django_hooks.outbound.tasks import wake_on_commit
+
+    wake_on_commit(using=using)
 
 
 DELIVERY_COLUMNS = ("event", "endpoint", "status", "attempts", "next_attempt_at", "created_at",

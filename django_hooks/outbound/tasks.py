@@ -16,12 +16,15 @@ import datetime as dt
 import logging
 import math
 import threading
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import django_rq
 from django.db import connections
 from django.utils import timezone
 from rq import Queue
 
+from django_hooks.commit import on_commit_batch
 from django_hooks.conf import hooks_settings
 from django_hooks.outbound import claims
 from django_hooks.outbound.engine import Drain, job_timeout
@@ -56,15 +59,77 @@ def _job_options() -> dict[str, object]:
     return {"job_timeout": job_timeout(), "result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
 
 
-def wake() -> bool:
-    """Make sure a drain job is waiting on the queue; False if Redis could not be reached.
+# One round trip per commit: the wake-up (set the marker; if it was not set, enqueue a drain) and
+# the feed's notifications run as one script. The enqueue is RQ's own: ``enqueue_job`` records its
+# commands on a pipeline that is never sent, and the script replays them only if the marker was
+# free, so the job in Redis is exactly what ``Queue.enqueue`` would have made.
+_NOTIFY_SCRIPT = """
+local i, woke = 3, 0
+local commands = tonumber(ARGV[2])
+local wanted = #KEYS == 1
+if wanted and redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  woke = 1
+end
+for _ = 1, commands do
+  local count = tonumber(ARGV[i])
+  if woke == 1 then
+    redis.call(unpack(ARGV, i + 1, i + count))
+  end
+  i = i + count + 1
+end
+while i < #ARGV do
+  if redis.call('PUBSUB', 'NUMSUB', ARGV[i])[2] > 0 then
+    redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
+  end
+  i = i + 2
+end
+return woke
+"""
+_scripts: dict[int, Any] = {}
 
-    A Redis failure is logged, not raised: the deliveries wait in the database for the sweep.
+
+def _enqueue_commands(queue: Queue) -> list[tuple[Any, ...]]:
+    """The Redis commands ``queue.enqueue(drain, ...)`` would send, without sending them."""
+    pipe = queue.connection.pipeline(transaction=False)
+    try:
+        options = _job_options()
+        job = queue.create_job(drain, timeout=options["job_timeout"],  # type: ignore[arg-type]
+                               result_ttl=options["result_ttl"],  # type: ignore[arg-type]
+                               failure_ttl=options["failure_ttl"])  # type: ignore[arg-type]  # fmt: skip
+        queue.enqueue_job(job, pipeline=pipe)
+        return [args for args, _options in pipe.command_stack]
+    finally:
+        pipe.reset()
+
+
+def notify(*, wake: bool = True, publish: Mapping[str, str] | None = None) -> bool:
+    """Wake a drain (unless one is already waiting) and publish feed positions (to channels
+    someone listens on), in one Redis round trip; False if Redis could not be reached.
+
+    A Redis failure is logged, not raised: the deliveries wait in the database for the sweep,
+    and feed readers find the events at their next safety-net query.
     """
+    publish = publish or {}
+    if not wake and not publish:
+        return True
     try:
         queue = get_queue()
-        if queue.connection.set(wake_marker(queue), "1", nx=True, ex=WAKE_MARKER_TTL):
-            queue.enqueue(drain, **_job_options())  # type: ignore[arg-type]
+        if not queue._is_async:  # django-rq's "ASYNC": False runs the job inline, here
+            if wake:
+                queue.enqueue(drain, **_job_options())  # type: ignore[arg-type]
+            return True
+        commands = _enqueue_commands(queue) if wake else []
+        args: list[Any] = [WAKE_MARKER_TTL, len(commands)]
+        for command in commands:
+            args += [len(command), *command]
+        for channel, position in publish.items():
+            args += [channel, position]
+        script = _scripts.get(id(queue.connection))
+        if script is None:
+            script = _scripts[id(queue.connection)] = queue.connection.register_script(
+                _NOTIFY_SCRIPT
+            )
+        script(keys=[wake_marker(queue)] if wake else [], args=args)
     except Exception:
         reset()
         logger.warning(
@@ -74,6 +139,49 @@ def wake() -> bool:
         )
         return False
     return True
+
+
+def wake() -> bool:
+    """Make sure a drain job is waiting on the queue; False if Redis could not be reached."""
+    return notify(wake=True)
+
+
+# -- after commit: one notification per transaction ---------------------------------------------
+
+#: Prepares feed items after commit and returns the positions to publish, by channel.
+Prepare = Callable[[list[Any], str], Mapping[str, str]]
+_WAKE = ("wake",)
+
+
+def wake_on_commit(*, using: str) -> None:
+    """Wake a drain once the current transaction on ``using`` commits (once per transaction)."""
+    on_commit_batch(_committed, [_WAKE], using=using)
+
+
+def publish_on_commit(prepare: Prepare, items: list[Any], *, using: str) -> None:
+    """Once the transaction commits, publish what ``prepare(items, using)`` returns, in the same
+    round trip as the transaction's wake-up."""
+    on_commit_batch(_committed, [(prepare, item) for item in items], using=using)
+
+
+def _committed(items: list[Any], using: str) -> None:
+    wanted = False
+    groups: dict[Prepare, list[Any]] = {}
+    for item in items:
+        if item is _WAKE:
+            wanted = True
+        else:
+            groups.setdefault(item[0], []).append(item[1])
+    latest: dict[str, str] = {}
+    for prepare, batch in groups.items():
+        try:
+            positions = prepare(batch, using)
+        except Exception:  # never lose the wake-up to the feed's bookkeeping
+            logger.warning("Could not prepare feed notifications", exc_info=True)
+            continue
+        for channel, position in positions.items():
+            latest[channel] = max(latest.get(channel, ""), position)
+    notify(wake=wanted, publish=latest)
 
 
 def schedule_wake(at: dt.datetime, *, every: float = 1) -> None:

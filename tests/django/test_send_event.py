@@ -152,6 +152,60 @@ def test_commits_wake_one_drain_instead_of_enqueueing_a_job_each(redis):
     assert Delivery.objects.count() == 5 * 45
 
 
+class RoundTrips:
+    """Counts writes to Redis from this process: one per command, pipeline or script call."""
+
+    def __init__(self, monkeypatch):
+        import redis.connection
+
+        self.count = 0
+        original = redis.connection.Connection.send_packed_command
+
+        def counting(conn, *args, **kwargs):
+            self.count += 1
+            return original(conn, *args, **kwargs)
+
+        monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_commit_costs_one_redis_round_trip_wake_up_and_feed_together(redis, monkeypatch):
+    """The commit that has to enqueue a drain, the commits that find one waiting, and the feed's
+    notification to a listening reader: one round trip each. Nobody listening: no PUBLISH."""
+    from django_hooks.api.feed import channel_for
+    from django_hooks.outbound.tasks import get_queue, notify, wake_marker
+
+    for n in range(3):
+        Endpoint.objects.create(url=f"http://127.0.0.1:9/{n}")
+    listener = redis.pubsub()
+    listener.subscribe(channel_for(None, None))
+    listener.get_message(timeout=1)  # the subscription's confirmation
+    with override_settings(DJANGO_HOOKS={"ALLOWED_NETWORKS": ["127.0.0.0/8"]}):
+        queue = get_queue()
+        notify(wake=True)  # connected, and the script loaded: once per process and Redis
+        queue.connection.delete(wake_marker(queue))
+        queue.empty()
+        trips = RoundTrips(monkeypatch)
+        for n in range(3):
+            with transaction.atomic():
+                django_hooks.send_event("order.paid", {"n": n})
+                django_hooks.send_event("order.shipped", {"n": n})
+        assert trips.count == 3
+        assert queue.count == 1, "the first commit enqueued a drain, the others found it"
+        message = listener.get_message(timeout=1)
+        assert message is not None and message["type"] == "message"
+        listener.close()
+
+        published = queue.connection.info("commandstats").get("cmdstat_publish", {})
+        queue.connection.delete(wake_marker(queue))
+        trips.count = 0
+        with transaction.atomic():
+            django_hooks.send_event("order.paid", {"n": "nobody listening"})
+        assert trips.count == 1
+        assert queue.count == 2
+        assert queue.connection.info("commandstats").get("cmdstat_publish", {}) == published
+
+
 def test_cached_delivery_inserts_pick_exactly_the_endpoints_the_orm_selects(monkeypatch):
     """The INSERT's SQL is compiled once per shape, then only bound: every later call must pick
     the same endpoints the subscription query does, for every owner, type and endpoint state."""
