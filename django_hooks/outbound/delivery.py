@@ -59,18 +59,12 @@ class Attempted:
 
 @dataclass
 class BatchResult:
-    """What a drain did, added up over its groups."""
+    """What one group of attempts did: the deliveries themselves, for the outcome signals."""
 
     attempted: int = 0
     succeeded: list[Delivery] = field(default_factory=list)
     failed: list[Delivery] = field(default_factory=list)
     retries: list[tuple[int, dt.datetime]] = field(default_factory=list)
-
-    def add(self, other: BatchResult) -> None:
-        self.attempted += other.attempted
-        self.succeeded += other.succeeded
-        self.failed += other.failed
-        self.retries += other.retries
 
     def summary(self) -> dict[str, int]:
         return {
@@ -78,6 +72,29 @@ class BatchResult:
             "succeeded": len(self.succeeded),
             "failed": len(self.failed),
             "retrying": len(self.retries),
+        }
+
+
+@dataclass
+class Totals:
+    """What a drain did, added up over its groups: counts only, so a drain that runs for a
+    minute at full speed holds no delivery (nor its payload) once its group is written."""
+
+    attempted: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retrying: int = 0
+
+    def add(self, result: BatchResult) -> None:
+        for name, value in result.summary().items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "attempted": self.attempted,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "retrying": self.retrying,
         }
 
 

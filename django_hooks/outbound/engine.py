@@ -41,8 +41,8 @@ from django_hooks.outbound import claims
 from django_hooks.outbound.client import transport
 from django_hooks.outbound.delivery import (
     Attempted,
-    BatchResult,
     Outcomes,
+    Totals,
     send_attempt,
     with_db_retries,
 )
@@ -54,9 +54,23 @@ DRAIN_SECONDS = 60  # a drain claims for this long, then hands over to a fresh j
 IDLE_POLL = 0.2  # seconds between claims while nothing more is due and attempts are in flight
 LINGER = 2.0  # seconds an idle drain waits for work due that soon, rather than ending
 HELPER_WAKE_EVERY = 0.5  # seconds between a busy drain's calls for help
+BODIES_KEPT = 1000  # encoded payloads kept for the other deliveries of their event, at most
 
 _pool_lock = threading.Lock()
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, size, executor)
+
+#: Set when the worker process is asked to stop (``hooks_worker``'s first Ctrl-C or SIGTERM):
+#: a running drain claims nothing more, hands back what it has not started, and ends once its
+#: attempts in flight are done; the job then wakes a successor on another worker.
+_stopping = threading.Event()
+
+
+def request_stop() -> None:
+    _stopping.set()
+
+
+def stop_requested() -> bool:
+    return _stopping.is_set()
 
 
 def thread_pool(size: int) -> ThreadPoolExecutor:
@@ -100,14 +114,14 @@ class Drain:
         self.watchdog = watchdog
         self.seconds = drain_seconds() if seconds is None else seconds
         self.token = uuid.uuid4()
-        self.result = BatchResult()
+        self.result = Totals()
         #: Whether due work was left when the drain stopped claiming (its time was up).
         self.more_due = False
         # Endpoints whose circuit opened during this drain: attempts not started yet are handed
         # back instead of waiting out TIMEOUT against them. Read by the threads.
         self.open_circuits: set[int] = set()
 
-    def run(self) -> BatchResult:
+    def run(self) -> Totals:
         concurrency = max(1, int(hooks_settings.CONCURRENCY))
         per_claim = max(1, int(hooks_settings.BATCH_SIZE))
         pool = thread_pool(concurrency)
@@ -125,11 +139,13 @@ class Drain:
 
         while True:
             now = time.monotonic()
-            claiming = now - started < self.seconds
+            claiming = now - started < self.seconds and not _stopping.is_set()
             free = concurrency - len(in_flight)
             may_poll = exhausted_at is None or now - exhausted_at >= IDLE_POLL or not in_flight
             if claiming and free > 0 and may_poll:
                 wanted = min(free, per_claim)
+                if len(bodies) > BODIES_KEPT:  # an event's fan-out is claimed together
+                    bodies.clear()
                 claimed = with_db_retries(
                     functools.partial(claims.claim, self.token, wanted, only=self.only),
                     what="claim webhook deliveries",
@@ -236,8 +252,9 @@ class Drain:
         bodies: dict[str, bytes],
         signers: dict[int, Signer],
     ) -> Attempted:
-        """In a worker thread: sign and POST, or hand back if the endpoint's circuit opened."""
-        if delivery.endpoint_id in self.open_circuits:
+        """In a worker thread: sign and POST, or hand back if the endpoint's circuit opened or
+        the worker is stopping."""
+        if delivery.endpoint_id in self.open_circuits or _stopping.is_set():
             return Attempted(delivery)
         headers, response = send_attempt(delivery, client, bodies, signers, timezone.now())
         return Attempted(delivery, headers, response, timezone.now())

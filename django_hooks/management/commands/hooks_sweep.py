@@ -1,6 +1,6 @@
 """Re-enqueue webhook deliveries that are due but have no live job (lost by Redis, or whose
 worker died mid-attempt), and received webhooks whose handler never finished. Run it
-periodically, or keep it running with --loop SECONDS."""
+periodically, or keep it running with --loop SECONDS. (``hooks_worker`` sweeps by itself.)"""
 
 from __future__ import annotations
 
@@ -30,6 +30,14 @@ class Command(BaseCommand):
     ) -> None:
         if loop is not None and loop <= 0:
             raise CommandError("--loop must be a positive number of seconds.")
+        if loop is not None:
+            self.stdout.write(f"Sweeping every {loop:g}s; Ctrl-C stops.")
+        try:
+            self._sweep(loop, grace, limit, options["verbosity"])
+        except KeyboardInterrupt:
+            self.stdout.write("Stopped.")
+
+    def _sweep(self, loop: float | None, grace: float, limit: int, verbosity: int) -> None:
         while True:
             try:
                 count = sweep(grace=grace, limit=limit)
@@ -39,9 +47,9 @@ class Command(BaseCommand):
                     raise CommandError(str(exc)) from None
                 self.stderr.write(f"hooks_sweep: {exc}; trying again in {loop}s")
             else:
-                if count or options["verbosity"] > 1:
+                if count or verbosity > 1:
                     self.stdout.write(f"Enqueued {count} stranded deliveries.")
-                if calls or options["verbosity"] > 1:
+                if calls or verbosity > 1:
                     self.stdout.write(f"Enqueued {calls} unfinished inbound webhooks.")
             if loop is None:
                 return
