@@ -59,12 +59,19 @@ class _Candidate:
 
 
 def _serialise_claims(token: uuid.UUID, now: dt.datetime) -> None:
-    """Take the claim lock, renewing this drain's own leases on the way (a write: on SQLite it
-    takes the database's write lock, so the reads below see every other claim)."""
+    """Take the claim lock, so the reads below see every other claim. PostgreSQL: an advisory
+    lock. SQLite: the database's write lock, which ``BEGIN IMMEDIATE`` (the ``transaction_mode``
+    the docs advise) has taken already; otherwise the first write takes it, so the transaction
+    starts by renewing this drain's own leases."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK])
-    renew(token, now=now)
+    elif connection.vendor != "sqlite" or _sqlite_mode() != "IMMEDIATE":
+        renew(token, now=now)
+
+
+def _sqlite_mode() -> str:
+    return str(connection.settings_dict.get("OPTIONS", {}).get("transaction_mode", "")).upper()
 
 
 def in_flight_by_endpoint(now: dt.datetime) -> dict[int, int]:
@@ -144,9 +151,11 @@ def claim(
             # The next claim for this endpoint waits until these claims fit within its rate.
             pause = dt.timedelta(seconds=taken[endpoint_id] / rate)
             Endpoint.objects.filter(pk=endpoint_id).update(paused_until=now + pause)
+    # prefetch rather than select_related: one Event per event and one Endpoint per endpoint
+    # however many of their deliveries were claimed (a fan-out shares both), not one per row.
     return list(
         Delivery.objects.filter(pk__in=picked, claim_token=token)
-        .select_related("event", "endpoint")
+        .prefetch_related("event", "endpoint")
         .order_by("next_attempt_at", "pk")
     )
 

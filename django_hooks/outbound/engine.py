@@ -54,6 +54,7 @@ DRAIN_SECONDS = 60  # a drain claims for this long, then hands over to a fresh j
 IDLE_POLL = 0.2  # seconds between claims while nothing more is due and attempts are in flight
 LINGER = 2.0  # seconds an idle drain waits for work due that soon, rather than ending
 HELPER_WAKE_EVERY = 0.5  # seconds between a busy drain's calls for help
+GROUP_WAIT = 0.002  # seconds a group of results waits for one more before it is written
 BODIES_KEPT = 1000  # encoded payloads kept for the other deliveries of their event, at most
 
 _pool_lock = threading.Lock()
@@ -150,7 +151,6 @@ class Drain:
                     functools.partial(claims.claim, self.token, wanted, only=self.only),
                     what="claim webhook deliveries",
                 )
-                next_renewal = time.monotonic() + renew_every  # a claim renews the leases too
                 exhausted_at = time.monotonic() if len(claimed) < wanted else None
                 if claimed and self.watchdog is not None and now - watched_at >= renew_every:
                     watched_at = now
@@ -221,14 +221,16 @@ class Drain:
     def _collect(
         finished: queue.SimpleQueue[tuple[Delivery, Future[Attempted]]], wait: float, most: int
     ) -> list[tuple[Delivery, Future[Attempted]]]:
-        """Every finished attempt there is (at most ``most``), waiting ``wait`` for the first."""
+        """Finished attempts (at most ``most``), waiting ``wait`` for the first."""
         try:
             group = [finished.get(timeout=wait) if wait > 0 else finished.get_nowait()]
         except queue.Empty:
             return []
+        # Results that follow within a moment join the group: fast receivers answer a claim's
+        # attempts together, and one write for them all costs far less than several.
         while len(group) < most:
             try:
-                group.append(finished.get_nowait())
+                group.append(finished.get(timeout=GROUP_WAIT))
             except queue.Empty:
                 break
         return group
