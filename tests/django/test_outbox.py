@@ -45,7 +45,10 @@ def test_the_answer_drives_the_outcome_like_a_real_receiver():
         django_hooks.send_event("order.paid", {"id": 1})
         assert len(outbox.deliver()) == 2
     statuses = dict(Delivery.objects.values_list("endpoint__url", "status"))
-    assert statuses == {"https://a.example/hooks": "succeeded", "https://b.example/hooks": "pending"}
+    assert statuses == {
+        "https://a.example/hooks": "succeeded",
+        "https://b.example/hooks": "pending",
+    }
     failed = Delivery.objects.get(status="pending")
     assert failed.attempts == 1 and failed.last_status_code == 503
 
