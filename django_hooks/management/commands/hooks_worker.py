@@ -52,7 +52,8 @@ class Command(BaseCommand):
             raise CommandError("--sweep-every must be 0 (no sweep) or a number of seconds.")
         names = queues or [hooks_settings.QUEUE]
         try:
-            worker = django_rq.get_worker(*names, worker_class=Worker)
+            # django-rq annotates worker_class as the forking Worker; SimpleWorker is a sibling.
+            worker = django_rq.get_worker(*names, worker_class=Worker)  # type: ignore[arg-type]
             worker.connection.ping()
         except KeyError as exc:
             raise CommandError(f"No queue named {exc} in the RQ_QUEUES setting.") from None
