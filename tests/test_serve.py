@@ -1,5 +1,5 @@
 """`make serve` stays true: `manage.py serve` brings up the admin (with the printed login), a
-worker that delivers, the sweep and an embedded Redis, and a Ctrl-C leaves no process behind."""
+worker that delivers and sweeps, and an embedded Redis, and a Ctrl-C leaves no process behind."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def get(url: str, **kwargs) -> requests.Response | None:
         return None
 
 
-def test_serve_runs_the_site_worker_and_sweep_and_ctrl_c_stops_them_all(tmp_path):
+def test_serve_runs_the_site_and_worker_and_ctrl_c_stops_them_all(tmp_path):
     port = free_port()
     site = f"http://127.0.0.1:{port}"
     env = {**os.environ, "EXAMPLE_DB": str(tmp_path / "serve.sqlite3"),
@@ -128,7 +128,7 @@ def test_serve_runs_the_site_worker_and_sweep_and_ctrl_c_stops_them_all(tmp_path
 
         children = descendants(serve.pid)
         commands = " | ".join(children.values())
-        for expected in ("runserver", "rqworker", "hooks_sweep", "redis-server"):
+        for expected in ("runserver", "hooks_worker", "redis-server"):
             assert expected in commands, commands
     finally:
         serve.send_signal(signal.SIGINT)
@@ -144,4 +144,4 @@ def test_serve_runs_the_site_worker_and_sweep_and_ctrl_c_stops_them_all(tmp_path
     ):
         time.sleep(0.1)
     assert not left, f"still running after Ctrl-C: {left}"
-    assert "Stopped the site, the worker, the sweep and Redis." in log.read_text()
+    assert "Stopped the site, the worker and Redis." in log.read_text()

@@ -122,8 +122,7 @@ class Command(BaseCommand):
             if time.monotonic() > deadline:
                 return
             subprocess.run(
-                [sys.executable, MANAGE, "rqworker", "default", "--burst", "--with-scheduler",
-                 "--worker-class", "rq.worker.SimpleWorker"],
+                [sys.executable, MANAGE, "hooks_worker", "--burst"],
                 env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             time.sleep(0.2)

@@ -1,5 +1,5 @@
 """Serve the example shop on localhost for browsing the admin: applies migrations, creates the
-demo customers and an admin login, then runs the site, a delivery worker and the sweep
+demo customers and an admin login, then runs the site and a webhook worker (which sweeps)
 together (with an embedded Redis unless REDIS_URL is set). Ctrl-C or SIGTERM stops them all."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class Command(BaseCommand):
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        self.stdout.write("Stopped the site, the worker, the sweep and Redis.")
+        self.stdout.write("Stopped the site, the worker and Redis.")
 
     def serve(self, redis_url: str, port: int, sweep_every: float, stop_signals: list[int]) -> None:
         settings.RQ_QUEUES["default"]["URL"] = redis_url
@@ -72,15 +72,7 @@ class Command(BaseCommand):
             return
         children = {
             "site": manage("runserver", f"127.0.0.1:{port}", "--noreload", env=env),
-            "worker": manage(
-                "rqworker",
-                "default",
-                "--with-scheduler",
-                "--worker-class",
-                "rq.worker.SimpleWorker",
-                env=env,
-            ),
-            "sweep": manage("hooks_sweep", "--loop", str(sweep_every), env=env),
+            "worker": manage("hooks_worker", "--sweep-every", str(sweep_every), env=env),
         }
         try:
             wait_for_port(port, children["site"])
