@@ -31,11 +31,13 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not value:
         return None
     value = value.strip()
+    if not value.isascii():  # "²" and "１２０" pass str.isdigit() but are no HTTP delta-seconds
+        return None
     if value.isdigit():
-        return float(value)
+        return float(value) if len(value) <= 12 else None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         return None

@@ -38,3 +38,9 @@ def test_parse_retry_after():
     assert parse_retry_after("soon") is None
     assert parse_retry_after("") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 + 60) == 0
+
+
+@pytest.mark.parametrize("value", ["²", "１２０", "1²", "9" * 400, "Wed, 99 Foo 2026 99:99:99 GMT",
+                                   "\x00", "-1", "1.5", "Sun, 06 Nov 1994 08:49:37"])  # fmt: skip
+def test_parse_retry_after_refuses_what_is_not_http_and_never_raises(value):
+    assert parse_retry_after(value) is None
