@@ -30,7 +30,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from http.cookiejar import DefaultCookiePolicy
@@ -386,19 +386,19 @@ class GuardedAdapter(HTTPAdapter):
             self._checked_urls[url] = target
         return target
 
-    def send(  # type: ignore[override]
+    def send(
         self,
         request: requests.PreparedRequest,
         stream: bool = False,
         timeout: Any = None,
-        verify: bool | str = True,
+        verify: Any = True,
         cert: Any = None,
-        proxies: Mapping[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
     ) -> requests.Response:
         url = request.url or ""
         try:
             target = self.check_url(url)
-            if proxies and select_proxy(url, dict(proxies)):
+            if proxies and select_proxy(url, proxies):
                 # The proxy resolves the name itself: vet what it will find before sending.
                 self.guard.resolve(target.host, target.port)
         except UnsafeURL as exc:
@@ -412,7 +412,7 @@ class GuardedAdapter(HTTPAdapter):
                 timeout=total if timeout is None else timeout,
                 verify=verify,
                 cert=cert,
-                proxies=dict(proxies) if proxies else proxies,
+                proxies=proxies,
             )
         finally:
             _DEADLINE.reset(token)
