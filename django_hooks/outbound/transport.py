@@ -328,8 +328,9 @@ class GuardedAdapter(HTTPAdapter):
     total deadline, reads at most ``read_limit`` bytes of a response, and never retries.
 
     ``timeout`` is the default total deadline in seconds; a number passed to ``send()``
-    replaces it for that request. Redirects are never followed at this level (requests'
-    ``allow_redirects`` is the session's business; ``Transport`` always turns it off).
+    replaces it for that request. The adapter never follows a redirect itself; a session told
+    to (``allow_redirects``, which ``Transport`` never sets) sends every hop through it again,
+    so the guard still vets each one.
     """
 
     def __init__(
