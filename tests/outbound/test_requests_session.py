@@ -17,7 +17,7 @@ from django_hooks.checks import check_settings
 from django_hooks.core.urlguard import URLGuard
 from django_hooks.models import Delivery, Endpoint
 from django_hooks.outbound import client
-from django_hooks.outbound.transport import GuardedAdapter, HTTPResult, Transport
+from django_hooks.outbound.transport import BlockedRequest, GuardedAdapter, HTTPResult, Transport
 from django_hooks.testing import drain
 from tests.outbound.servers import (
     FAKE_PUBLIC_IP,
@@ -262,6 +262,16 @@ def test_redirects_are_not_followed_through_a_user_session(serve, status) -> Non
     assert (result.status_code, result.body, result.error) == (status, b"moved", "")
     assert result.headers["location"] == "/elsewhere"
     assert [r.target for r in server.requests] == ["/hook"]
+
+
+def test_a_session_told_to_follow_redirects_has_every_hop_vetted(serve, transports) -> None:
+    # Transport never follows redirects; code that uses its session directly and does still
+    # cannot reach a blocked address through one.
+    server = serve(respond_with(302, b"", [("Location", "http://169.254.169.254/latest")]))
+    session = transports().session
+    with pytest.raises(BlockedRequest, match=r"169\.254\.169\.254 is a cloud metadata address"):
+        session.post(server.url(), data=b"{}", allow_redirects=True)
+    assert len(server.requests) == 1
 
 
 def test_a_malformed_redirect_location_is_still_the_response(serve, transports) -> None:
