@@ -3,7 +3,8 @@
 E001 QUEUE is not a key of RQ_QUEUES            E004 RETRY_SCHEDULE is not a list of seconds
 E002 ENCRYPTION_KEYS unusable                   E005 DJANGO_HOOKS has unknown keys / wrong type
 E003 ALLOWED_NETWORKS has an invalid entry      E006 a number setting is not a positive number
-W001 ALLOWED_NETWORKS set while DEBUG=False
+E007 SESSION does not give a requests.Session
+W001 ALLOWED_NETWORKS set while DEBUG=False      W002 SESSION turns TLS verification off
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
         )
 
+    errors.extend(_check_session())
+
     positive = ("TIMEOUT", "DISABLE_AFTER", "MAX_PAYLOAD_BYTES", "BATCH_SIZE", "CONCURRENCY",
                 "ENDPOINT_CONCURRENCY", "LEASE", "RESPONSE_READ_LIMIT",
                 "RESPONSE_STORE_LIMIT")  # fmt: skip
@@ -101,3 +104,36 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 )
             )
     return errors
+
+
+def _check_session() -> list[checks.CheckMessage]:
+    from django_hooks.outbound.client import configured_session
+
+    try:
+        session = configured_session()
+    except Exception as exc:  # whatever the user's factory raised is the message
+        return [
+            checks.Error(
+                str(exc)
+                if isinstance(exc, ImproperlyConfigured)
+                else f"DJANGO_HOOKS['SESSION'] raised {type(exc).__name__}: {exc}",
+                hint="Set it to the dotted path of a function that returns a requests.Session, "
+                'e.g. "myproject.webhooks.session", or to None.',
+                id="django_hooks.E007",
+            )
+        ]
+    if session is None:
+        return []
+    try:
+        if session.verify is False:
+            return [
+                checks.Warning(
+                    "DJANGO_HOOKS['SESSION'] returns a session with verify=False: webhooks "
+                    "are sent without checking receivers' TLS certificates.",
+                    hint="Set verify to a CA bundle path instead if receivers use a private CA.",
+                    id="django_hooks.W002",
+                )
+            ]
+        return []
+    finally:
+        session.close()

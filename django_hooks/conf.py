@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_GRACE_PERIOD": 24 * 3600,
     # Explicit proxy URL for outgoing webhooks; environment proxies are never used.
     "PROXY": None,
+    # Dotted path to a callable returning the requests.Session webhooks are sent with (its
+    # proxies, cert, verify and headers apply; the SSRF guard's adapter is mounted on it).
+    "SESSION": None,
     # User-Agent header of outgoing webhooks.
     "USER_AGENT": "django-hooks",
     # Bytes of a response body read (the rest is dropped) and bytes stored on the attempt.

@@ -7,6 +7,10 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import requests
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
 from django_hooks.conf import hooks_settings
 from django_hooks.core.urlguard import Resolver, URLGuard
 from django_hooks.outbound.transport import Transport
@@ -38,6 +42,30 @@ def url_guard() -> URLGuard:
     )
 
 
+def configured_session() -> requests.Session | None:
+    """A new session from the ``SESSION`` setting, or None when it is not set.
+
+    Raises ``ImproperlyConfigured`` when the setting does not name a callable returning a
+    ``requests.Session`` (system check ``django_hooks.E007`` reports the same).
+    """
+    path = hooks_settings.SESSION
+    if path is None:
+        return None
+    try:
+        factory = import_string(path) if isinstance(path, str) else path
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"DJANGO_HOOKS['SESSION'] cannot be imported: {exc}") from exc
+    if not callable(factory):
+        raise ImproperlyConfigured(f"DJANGO_HOOKS['SESSION'] is not callable: {path!r}")
+    session = factory()
+    if not isinstance(session, requests.Session):
+        raise ImproperlyConfigured(
+            f"DJANGO_HOOKS['SESSION'] ({path!r}) returned {type(session).__name__}, "
+            "not a requests.Session."
+        )
+    return session
+
+
 def transport() -> Transport:
     """One HTTP session per worker process (and per thread-safe settings state)."""
     key = (
@@ -49,6 +77,7 @@ def transport() -> Transport:
         _resolver,
         bool(hooks_settings.HTTPS_ONLY),
         hooks_settings.CONCURRENCY,
+        hooks_settings.SESSION,
     )
     return _cached(
         "transport",
@@ -60,6 +89,7 @@ def transport() -> Transport:
             proxy=hooks_settings.PROXY,
             user_agent=hooks_settings.USER_AGENT,
             max_connections=int(hooks_settings.CONCURRENCY),
+            session=configured_session(),
         ),
     )
 

@@ -1,18 +1,24 @@
-"""The HTTP client delivery workers use: one keep-alive pool manager, SSRF-guarded sockets, hard
-limits.
+"""The HTTP client delivery workers use: requests, with every safety rule in its transport adapter.
 
-It drives urllib3 directly: requests' per-call work (merging settings, preparing the request,
-hooks, cookies) costs about as much as the POST itself on a fast receiver (``make bench``: a bare
-urllib3 loop makes 1.8 times the POSTs per second of a bare requests loop), and none of it
-applies to a webhook POST with fixed headers, no cookies and no redirects.
+``GuardedAdapter`` is a ``requests.adapters.HTTPAdapter`` (requests' documented extension point)
+that
 
-Webhook URLs are typed in by users, so every new connection is resolved once through the
-``URLGuard``, every address is vetted and the socket connects to the vetted address itself: a DNS
-answer that changes afterwards (rebinding) cannot redirect it. TLS still uses the URL's host name
-for SNI and certificate checks, because only socket creation is replaced.
+- checks every URL with the ``URLGuard`` and, for every new connection, resolves the host once,
+  vets every address and connects the socket to the vetted address itself: a DNS answer that
+  changes afterwards (rebinding) cannot redirect it. TLS still uses the URL's host name for SNI
+  and certificate checks, because only socket creation is replaced;
+- holds each request to a total deadline (connect to last byte), not only per-read timeouts;
+- reads at most ``read_limit`` bytes of a response body, raw, and drops the connection past it;
+- never retries and never follows redirects.
 
-With a proxy configured, connections go to the proxy, which then enforces egress (as Stripe's
-smokescreen does); the target is still checked and resolved here before anything is sent.
+``Transport`` sends webhook POSTs through one ``requests.Session`` with that adapter mounted for
+``http://`` and ``https://``. It builds the ``PreparedRequest`` itself and calls
+``Session.send``: ``Session.request``'s per-call merging (environment proxies, settings, cookies)
+costs about as much as a POST to a fast receiver and none of it applies to a webhook. Test
+suites that mock requests (``responses``, ``requests-mock``) still see every POST.
+
+With a proxy, connections go to the proxy, which then enforces egress (as Stripe's smokescreen
+does); the target is still checked and resolved here before anything is sent.
 """
 
 from __future__ import annotations
@@ -22,14 +28,19 @@ import io
 import socket
 import ssl
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
-import certifi
-from urllib3 import PoolManager, ProxyManager, Timeout
+import requests
+from requests.adapters import HTTPAdapter
+from requests.cookies import RequestsCookieJar
+from requests.exceptions import InvalidSchema, InvalidURL, MissingSchema, RequestException
+from requests.utils import default_headers, select_proxy
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
@@ -42,11 +53,12 @@ from urllib3.exceptions import (
     URLSchemeUnknown,
 )
 from urllib3.exceptions import SSLError as Urllib3SSLError
+from urllib3.util.retry import Retry
 
 from django_hooks.core.errors import UnsafeURL
 from django_hooks.core.urlguard import BlockedAddress, Target, UnresolvableHost, URLGuard
 
-__all__ = ["HTTPResult", "Transport"]
+__all__ = ["BlockedRequest", "GuardedAdapter", "HTTPResult", "ResponseBodyError", "Transport"]
 
 MAX_RESPONSE_HEADERS = 100
 MAX_ERROR_CHARS = 1000
@@ -243,7 +255,7 @@ UNREACHABLE_PREFIXES = ("timed out", "connection refused", "could not resolve ho
 
 
 def _describe_error(exc: BaseException, timeout: float) -> str:
-    """Turn whatever urllib3 or the socket raised into one short human sentence."""
+    """Turn whatever requests, urllib3 or the socket raised into one short human sentence."""
     chain = list(_exception_chain(exc))
 
     def find(*types: type[BaseException]) -> BaseException | None:
@@ -276,19 +288,167 @@ def _describe_error(exc: BaseException, timeout: float) -> str:
         return f"protocol error: {detail if detail.startswith(kind) else f'{kind}: {detail}'}"
     if (protocol := find(ProtocolError)) is not None:
         return f"protocol error: {protocol}"
-    if isinstance(exc, LocationValueError | URLSchemeUnknown):
-        return f"invalid URL: {exc}"
-    os_error = find(OSError)
+    invalid = find(LocationValueError, URLSchemeUnknown, InvalidURL, InvalidSchema, MissingSchema)
+    if invalid is not None:
+        return f"invalid URL: {invalid}"
+    # requests' exceptions are OSErrors too: name what they wrap, not the wrapper.
+    os_error = next(
+        (e for e in chain if isinstance(e, OSError) and not isinstance(e, RequestException)), None
+    )
     if isinstance(os_error, OSError):
         return f"connection error: {os_error.strerror or os_error}"
     return f"error: {exc}"
+
+
+# -- the adapter ----------------------------------------------------------------------------------
+
+
+class BlockedRequest(requests.exceptions.ConnectionError):
+    """The SSRF guard refused the request's URL or its host's addresses; nothing was sent."""
+
+
+class ResponseBodyError(requests.exceptions.ConnectionError):
+    """The status line and headers arrived (``response``), the body did not: it timed out, was
+    cut off or was malformed."""
+
+
+#: Session cookies would carry one receiver's cookies to the next (and grow without bound).
+_NO_COOKIES = DefaultCookiePolicy(allowed_domains=[])
+_NO_RETRIES = Retry(0, read=False, redirect=False)
+
+
+def _total_seconds(timeout: Any) -> float | None:
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        return float(timeout)
+    return None
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A requests transport adapter that connects only to addresses the guard vetted, within a
+    total deadline, reads at most ``read_limit`` bytes of a response, and never retries.
+
+    ``timeout`` is the default total deadline in seconds; a number passed to ``send()``
+    replaces it for that request. The adapter never follows a redirect itself; a session told
+    to (``allow_redirects``, which ``Transport`` never sets) sends every hop through it again,
+    so the guard still vets each one.
+    """
+
+    def __init__(
+        self,
+        guard: URLGuard,
+        *,
+        timeout: float = 15,
+        read_limit: int = 65536,
+        pool_connections: int = 32,
+        pool_maxsize: int = 10,
+    ) -> None:
+        self.guard = guard
+        self.timeout = float(timeout)
+        self.read_limit = read_limit
+        self._checked_urls: dict[str, Target] = {}  # check_url is pure: skip it for repeat URLs
+        self._proxy_lock = threading.Lock()
+        super().__init__(
+            pool_connections=pool_connections,
+            pool_maxsize=max(1, pool_maxsize),
+            max_retries=_NO_RETRIES,
+            pool_block=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"<GuardedAdapter {self.guard!r} timeout={self.timeout:g}s>"
+
+    # -- urllib3 plumbing: guarded connections directly, deadline-only ones to a proxy ------------
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **kw: Any
+    ) -> None:
+        super().init_poolmanager(connections, maxsize, block, **kw)
+        self.poolmanager.pool_classes_by_scheme = _pool_classes(self.guard)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        # The proxy is operator-configured and may well sit on a private network: only the
+        # deadline applies to connections to it; targets are vetted in send() first.
+        with self._proxy_lock:
+            fresh = proxy not in self.proxy_manager
+            manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+            if fresh and not proxy.lower().startswith("socks"):
+                manager.pool_classes_by_scheme = _pool_classes(None)
+            return manager
+
+    # -- the request --------------------------------------------------------------------------
+
+    def check_url(self, url: str) -> Target:
+        """The guard's syntax check of ``url`` (no DNS), cached; raises ``UnsafeURL``."""
+        target = self._checked_urls.get(url)
+        if target is None:
+            target = self.guard.check_url(url)
+            if len(self._checked_urls) >= 4096:
+                self._checked_urls.clear()
+            self._checked_urls[url] = target
+        return target
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: dict[str, str] | None = None,
+    ) -> requests.Response:
+        url = request.url or ""
+        try:
+            target = self.check_url(url)
+            if proxies and select_proxy(url, proxies):
+                # The proxy resolves the name itself: vet what it will find before sending.
+                self.guard.resolve(target.host, target.port)
+        except UnsafeURL as exc:
+            raise BlockedRequest(exc, request=request) from exc
+        total = _total_seconds(timeout) or self.timeout
+        token = _DEADLINE.set(time.monotonic() + total)
+        try:
+            return super().send(
+                request,
+                stream=stream,
+                timeout=total if timeout is None else timeout,
+                verify=verify,
+                cert=cert,
+                proxies=proxies,
+            )
+        finally:
+            _DEADLINE.reset(token)
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        """requests' Response, with the body already read: at most ``read_limit`` bytes, raw
+        (a gzip bomb is never inflated), under the deadline. Past the limit the connection is
+        dropped rather than drained; a body read to its end has gone back to the pool."""
+        response = super().build_response(req, resp)
+        try:
+            data = resp.read(self.read_limit + 1, decode_content=False)
+        except Exception as exc:
+            _drop_connection(resp)
+            raise ResponseBodyError(exc, request=req, response=response) from exc
+        if not resp.closed:
+            _drop_connection(resp)
+        # What requests itself does once it has read a body: later .content/.text calls (and
+        # Session.send's own reads) use these bytes and never touch the socket again.
+        response._content = data[: self.read_limit]
+        response._content_consumed = True
+        return response
 
 
 # -- the transport --------------------------------------------------------------------------------
 
 
 class Transport:
-    """Sends webhook POSTs through one long-lived, SSRF-guarded urllib3 pool manager."""
+    """Sends webhook POSTs through one long-lived ``requests.Session`` whose ``http://`` and
+    ``https://`` adapter is a ``GuardedAdapter``. Thread-safe: one session, one pool.
+
+    ``session`` (optional) is a session to take over, as ``SESSION`` configures it: its
+    ``proxies``, ``verify``, ``cert`` and headers apply; its adapters are replaced, environment
+    settings (``trust_env``) and cookies are turned off. ``proxy`` replaces its proxies and
+    ``ca_certs`` its ``verify``.
+    """
 
     def __init__(
         self,
@@ -300,32 +460,35 @@ class Transport:
         user_agent: str = "django-hooks",
         ca_certs: str | None = None,
         max_connections: int = 1,
+        session: requests.Session | None = None,
     ) -> None:
         self.guard = guard
         self.timeout = float(timeout)
         self.read_limit = read_limit
         self.proxy = proxy
-        self._checked_urls: dict[str, Target] = {}  # check_url is pure: skip it for repeat URLs
-        self._headers = {"User-Agent": user_agent, "Accept": "*/*"}
-        self._timeout = Timeout(connect=self.timeout, read=self.timeout)
-        options: dict[str, Any] = {
-            # Keep-alive connections kept per host: one per attempt a worker has in flight.
-            "maxsize": max(1, max_connections),
-            "num_pools": 32,
-            "retries": False,
-            "cert_reqs": "CERT_REQUIRED",
-            # certifi's bundle, as requests uses, unless the caller names another.
-            "ca_certs": ca_certs or certifi.where(),
-        }
-        self._manager: PoolManager
-        if proxy:
-            # The proxy is operator-configured and may well sit on a private network: only the
-            # deadline applies to connections to it; targets are checked before sending.
-            self._manager = ProxyManager(proxy, **options)
-            self._manager.pool_classes_by_scheme = _pool_classes(None)
-        else:
-            self._manager = PoolManager(**options)
-            self._manager.pool_classes_by_scheme = _pool_classes(guard)
+        self.session = session = session if session is not None else requests.Session()
+        # No HTTP(S)_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE or .netrc from the environment.
+        session.trust_env = False
+        session.cookies = RequestsCookieJar(policy=_NO_COOKIES)
+        # One pool of keep-alive connections per host, one per attempt a worker has in flight.
+        self.adapter = GuardedAdapter(
+            guard, timeout=self.timeout, read_limit=read_limit, pool_maxsize=max_connections
+        )
+        # Every adapter the session came with goes, so no prefix can route around the guard.
+        for adapter in session.adapters.values():
+            adapter.close()
+        session.adapters.clear()
+        session.mount("https://", self.adapter)
+        session.mount("http://", self.adapter)
+
+        self._proxies = {"http": proxy, "https": proxy} if proxy else dict(session.proxies)
+        self._verify: bool | str = ca_certs or session.verify
+        self._cert = session.cert
+        defaults = default_headers()
+        own = {k: v for k, v in session.headers.items() if defaults.get(k) != v}
+        self._headers = {"User-Agent": user_agent, "Accept": "*/*", **own}
+        self._headers.pop("Accept-Encoding", None)
+        self._urls: dict[str, str] = {}  # prepared (IDNA, requoted) form of each endpoint URL
 
     def __enter__(self) -> Transport:
         return self
@@ -333,29 +496,17 @@ class Transport:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def __repr__(self) -> str:  # no headers: a session's may carry credentials
+        return f"<Transport {self.guard!r} timeout={self.timeout:g}s>"
+
     def close(self) -> None:
         """Close pooled keep-alive connections."""
-        self._manager.clear()
+        self.session.close()
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> HTTPResult:
         """POST ``body`` to ``url``; never raises for network or HTTP problems (see ``error``)."""
         started = time.perf_counter()
-        token = _DEADLINE.set(time.monotonic() + self.timeout)
-        try:
-            return self._post(url, body, headers, started)
-        finally:
-            _DEADLINE.reset(token)
 
-    def _check_url(self, url: str) -> Target:
-        target = self._checked_urls.get(url)
-        if target is None:
-            target = self.guard.check_url(url)
-            if len(self._checked_urls) >= 4096:
-                self._checked_urls.clear()
-            self._checked_urls[url] = target
-        return target
-
-    def _post(self, url: str, body: bytes, headers: dict[str, str], started: float) -> HTTPResult:
         def failed(exc: BaseException, status: int | None = None, **kw: Any) -> HTTPResult:
             # The text may quote the receiver's bytes (a bad status line): keep it short, storable.
             error = _describe_error(exc, self.timeout).replace("\x00", "\ufffd")
@@ -367,43 +518,74 @@ class Transport:
                 **kw,
             )
 
+        arrived: list[requests.Response] = []
         try:
-            target = self._check_url(url)
-            if self.proxy:
-                # The proxy resolves the name itself; this catches what we can before sending.
-                self.guard.resolve(target.host, target.port)
-            response = self._manager.urlopen(
-                "POST",
-                url,
-                body=body,
-                headers={**self._headers, **headers, "Accept-Encoding": "identity"},
-                timeout=self._timeout,
-                redirect=False,
-                retries=False,
-                preload_content=False,
-                decode_content=False,
+            # Checked here too, so a test suite's mocked session refuses what a real one would.
+            self.adapter.check_url(url)
+            prepared = self._prepare(url, body, headers, arrived.append)
+            response = self.session.send(
+                prepared,
+                stream=True,
+                allow_redirects=False,
+                timeout=self.timeout,
+                proxies=self._proxies,
+                verify=self._verify,
+                cert=self._cert,
             )
+        except ResponseBodyError as exc:
+            partial = exc.response
+            if partial is None:
+                return failed(exc)
+            return failed(exc, partial.status_code, headers=_plain_headers(partial.headers))
         except Exception as exc:  # every failure becomes an HTTPResult
-            return failed(exc)
+            if not arrived:
+                return failed(exc)
+            # The response arrived; requests failed afterwards (e.g. on a malformed Location,
+            # while working out the redirect we would not have followed anyway).
+            response = arrived[0]
 
         response_headers = _plain_headers(response.headers)
         try:
-            # decode_content=False: we report bytes as sent and never inflate a gzip bomb.
-            data = response.read(self.read_limit + 1, decode_content=False)
+            data = response.content or b""  # read already, and capped, by GuardedAdapter
         except Exception as exc:
-            _drop_connection(response)
-            return failed(exc, response.status, headers=response_headers)
-        if not response.closed:
-            # Past the limit we stop rather than drain. A response read to its end has already
-            # gone back to the pool for reuse.
-            _drop_connection(response)
+            return failed(exc, response.status_code, headers=response_headers)
         return HTTPResult(
-            status_code=response.status,
+            status_code=response.status_code,
             headers=response_headers,
             body=_without_nul(data[: self.read_limit]),
             error="",
             duration_ms=_elapsed_ms(started),
         )
+
+    def _prepare(
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        on_response: Callable[[requests.Response], None],
+    ) -> requests.PreparedRequest:
+        """The request, prepared as requests would for these arguments, minus the work that
+        cannot apply (auth, cookies, params, file bodies): endpoint URLs repeat, so their
+        prepared form is cached."""
+        prepared = requests.PreparedRequest()
+        prepared.method = "POST"
+        prepared_url = self._urls.get(url)
+        if prepared_url is None:
+            prepared.prepare_url(url, None)
+            prepared_url = prepared.url or url
+            if len(self._urls) >= 4096:
+                self._urls.clear()
+            self._urls[url] = prepared_url
+        prepared.url = prepared_url
+        prepared.prepare_headers({**self._headers, **headers})  # validates names and values
+        # Identity, whatever the endpoint's headers say: bodies are stored as sent and a gzip
+        # bomb stays a few KiB of bytes.
+        prepared.headers["Accept-Encoding"] = "identity"
+        prepared.headers["Content-Length"] = str(len(body))
+        prepared.body = body
+        prepared.prepare_cookies(self.session.cookies)  # always empty (see _NO_COOKIES)
+        prepared.hooks = {"response": [lambda response, **kw: on_response(response)]}
+        return prepared
 
 
 def _drop_connection(response: Any) -> None:
@@ -423,7 +605,8 @@ def _without_nul(data: bytes) -> bytes:
 
 
 def _plain_headers(headers: Any) -> dict[str, str]:
-    """Lowercase names; repeated headers joined with ", " (HTTPHeaderDict does the joining)."""
+    """Lowercase names; repeated headers joined with ", " (urllib3 joins them, requests keeps
+    that)."""
     plain: dict[str, str] = {}
     for name in headers:
         if len(plain) >= MAX_RESPONSE_HEADERS:

@@ -2,158 +2,26 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import gzip
 import socket
-import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import BinaryIO
 
 import pytest
 
 from django_hooks.core.urlguard import URLGuard
 from django_hooks.outbound.transport import HTTPResult, Transport
-
-LOOPBACK = ["127.0.0.0/8"]
-FAKE_PUBLIC_IP = "93.184.215.14"  # never connected to: only the guard sees it
-
-
-@dataclass
-class Request:
-    method: str
-    target: str
-    headers: dict[str, str]
-    body: bytes
-
-
-Responder = Callable[[Request, socket.socket], bool]  # returns whether to keep the connection
-
-
-def read_request(rfile: BinaryIO) -> Request | None:
-    line = rfile.readline()
-    if not line:
-        return None
-    method, target, _ = line.decode("latin-1").split(" ", 2)
-    headers: dict[str, str] = {}
-    while (line := rfile.readline()) not in (b"\r\n", b"\n", b""):
-        name, _, value = line.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    body = rfile.read(int(headers.get("content-length", "0")))
-    return Request(method, target, headers, body)
-
-
-def response_bytes(status: int, body: bytes = b"", headers: list[tuple[str, str]] = ()) -> bytes:
-    lines = [f"HTTP/1.1 {status} Whatever"]
-    lines += [f"{name}: {value}" for name, value in headers]
-    if not any(name.lower() in ("content-length", "transfer-encoding") for name, _ in headers):
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
-def respond_with(status: int, body: bytes = b"", headers: list[tuple[str, str]] = ()) -> Responder:
-    def respond(request: Request, conn: socket.socket) -> bool:
-        conn.sendall(response_bytes(status, body, headers))
-        return not any(v.lower() == "close" for n, v in headers if n.lower() == "connection")
-
-    return respond
-
-
-@dataclass
-class Server:
-    """A tiny threaded HTTP/1.1 server on 127.0.0.1 that records connections and requests."""
-
-    respond: Responder
-    tls: ssl.SSLContext | None = None
-    host: str = "127.0.0.1"
-    connections: int = 0
-    requests: list[Request] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        self._listener = socket.create_server((self.host, 0))
-        self.port = self._listener.getsockname()[1]
-        self._open: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def url(self, path: str = "/hook", host: str | None = None, scheme: str = "http") -> str:
-        return f"{scheme}://{host or self.host}:{self.port}{path}"
-
-    def _accept(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            self._open.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        try:
-            if self.tls is not None:
-                conn = self.tls.wrap_socket(conn, server_side=True)
-            with conn.makefile("rb") as rfile:
-                while (request := read_request(rfile)) is not None:
-                    self.requests.append(request)
-                    if not self.respond(request, conn):
-                        break
-        except (OSError, ValueError):
-            pass
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self._listener.close()
-        for conn in self._open:
-            conn.close()
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., Server]]:
-    servers: list[Server] = []
-
-    def start(respond: Responder, **kwargs: object) -> Server:
-        servers.append(Server(respond, **kwargs))  # type: ignore[arg-type]
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
-
-
-@pytest.fixture
-def transports() -> Iterator[Callable[..., Transport]]:
-    made: list[Transport] = []
-
-    def make(**kwargs: object) -> Transport:
-        kwargs.setdefault("guard", URLGuard(LOOPBACK))
-        made.append(Transport(**kwargs))  # type: ignore[arg-type]
-        return made[-1]
-
-    yield make
-    for transport in made:
-        transport.close()
-
-
-class CountingResolver:
-    """Fake DNS: answers from a script (the last answer repeats) and counts lookups."""
-
-    def __init__(self, *answers: list[str] | Exception) -> None:
-        self.answers = list(answers)
-        self.calls: list[str] = []
-
-    def __call__(self, host: str, port: int) -> list[str]:
-        self.calls.append(host)
-        answer = self.answers[min(len(self.calls), len(self.answers)) - 1]
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+from tests.outbound.servers import (
+    FAKE_PUBLIC_IP,
+    LOOPBACK,
+    CountingResolver,
+    Request,
+    Responder,
+    respond_with,
+    response_bytes,
+    tls_server,
+)
 
 
 def post(transport: Transport, url: str, body: bytes = b'{"x": 1}') -> HTTPResult:
@@ -470,77 +338,6 @@ def test_proxy_does_not_receive_blocked_targets(serve, transports) -> None:
 
 
 # -- TLS ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A throwaway CA and two server certificates (for hooks.test and other.test)."""
-    x509 = pytest.importorskip("cryptography.x509")
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    directory = tmp_path_factory.mktemp("tls")
-    now = dt.datetime.now(dt.UTC)
-
-    def name(common_name: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(name("test CA"))
-        .issuer_name(name("test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = {"ca": directory / "ca.pem"}
-    paths["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    for host in ("hooks.test", "other.test"):
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name(host))
-            .issuer_name(ca_cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                critical=False,
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        paths[host] = directory / f"{host}.pem"
-        paths[host].write_bytes(
-            cert.public_bytes(serialization.Encoding.PEM)
-            + key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-    return paths
-
-
-def tls_server(serve, certificate: Path, server_names: list[str | None]) -> Server:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(certificate)
-    context.sni_callback = lambda sock, server_name, ctx: server_names.append(server_name)
-    return serve(respond_with(200, b"secure"), tls=context)
 
 
 def test_tls_uses_the_url_host_name_for_sni_and_verification(
