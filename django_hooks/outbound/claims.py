@@ -74,17 +74,19 @@ def _sqlite_mode() -> str:
     return str(connection.settings_dict.get("OPTIONS", {}).get("transaction_mode", "")).upper()
 
 
-def in_flight_by_endpoint(now: dt.datetime) -> dict[int, int]:
-    """Claims still held, per endpoint (the partial index on ``claim_token`` keeps it small)."""
+def in_flight_by_endpoint(now: dt.datetime) -> dict[int, tuple[int, int, int]]:
+    """Claims still held, per endpoint, with the endpoint's limit inputs: ``{endpoint: (count,
+    max_concurrency, circuit_failures)}`` in one query (the partial index on ``claim_token``
+    keeps it small)."""
     rows = (
         Delivery.objects.filter(
             claim_token__isnull=False, locked_until__gte=now, status=Delivery.Status.PENDING
         )
-        .values("endpoint_id")
+        .values("endpoint_id", "endpoint__max_concurrency", "endpoint__circuit_failures")
         .annotate(n=Count("pk"))
-        .values_list("endpoint_id", "n")
+        .values_list("endpoint_id", "n", "endpoint__max_concurrency", "endpoint__circuit_failures")
     )
-    return dict(rows)
+    return {pk: (n, limit, failures) for pk, n, limit, failures in rows}
 
 
 def claim(
@@ -98,14 +100,13 @@ def claim(
     now = now or timezone.now()
     with transaction.atomic():
         _serialise_claims(token, now)
-        busy = in_flight_by_endpoint(now)
-        full: set[int] = set()
-        if busy:
-            for pk, max_concurrency, failures in Endpoint.objects.filter(
-                pk__in=list(busy)
-            ).values_list("pk", "max_concurrency", "circuit_failures"):
-                if busy[pk] >= endpoint_limit(max_concurrency, failures):
-                    full.add(pk)
+        held = in_flight_by_endpoint(now)
+        busy = {pk: count for pk, (count, _, _) in held.items()}
+        full = {
+            pk
+            for pk, (count, max_concurrency, failures) in held.items()
+            if count >= endpoint_limit(max_concurrency, failures)
+        }
         due = (
             Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now)
             .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
