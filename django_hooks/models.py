@@ -465,6 +465,10 @@ class InboundWebhook(models.Model):
     # The sender's delivery id, or "sha256:<body hash>" when the scheme has none: the dedupe key.
     webhook_id = models.CharField(_("webhook id"), max_length=255)
     event_type = models.CharField(_("event type"), max_length=255, blank=True)
+    # What the handler saw as ``hook.id`` and ``hook.timestamp`` when the call came in, so that
+    # a run on the queue or a reprocess shows it the same call (webhook_id may be a body hash).
+    sender_id = models.TextField(_("sender's id"), blank=True)
+    signed_at = models.BigIntegerField(_("signed at"), null=True, blank=True)
     headers = models.JSONField(_("headers"), default=dict)
     body = models.BinaryField(_("body"))
     # The body as the verifier parsed it (JSON, or a form for some Slack calls), for handlers.

@@ -298,9 +298,9 @@ class InboundWebhookAdmin(admin.ModelAdmin):
     list_filter = [InboundStatusFilter, SourceFilter, ProviderFilter]
     search_fields = ["=webhook_id"]
     readonly_fields = [
-        "source", "provider", "webhook_id", "event_type", "status_display", "attempts", "error",
-        "handler", "received_at", "processed_at", "headers_display", "body_display",
-        "payload_display",
+        "source", "provider", "webhook_id", "sender_id", "event_type", "status_display",
+        "attempts", "error", "handler", "received_at", "processed_at", "headers_display",
+        "body_display", "payload_display",
     ]  # fmt: skip
     fields = list(readonly_fields)
     actions = ["reprocess"]

@@ -40,6 +40,8 @@ View = Callable[..., HttpResponse]
 
 #: handler path -> undecorated view, for the RQ job that runs stored calls later.
 HANDLERS: dict[str, View] = {}
+#: handler path -> its receiver's verifier, to parse a stored body again as the request did.
+VERIFIERS: dict[str, Verifier] = {}
 
 
 @dataclass
@@ -53,6 +55,26 @@ class WebhookCall:
     provider: str
     source: str
     record: InboundWebhook | None
+
+
+def stored_call(record: InboundWebhook) -> WebhookCall:
+    """``request.webhook`` for a stored call run later: what the handler saw on the request."""
+    call_id, payload = record.sender_id, record.payload
+    verifier = VERIFIERS.get(record.handler)
+    # A payload too odd to store (NUL), or a call stored before sender_id existed: the stored
+    # body and headers give the request's view back, through the receiver's own parser.
+    if verifier is not None and (payload is None or not call_id):
+        try:
+            parsed = verifier.parse(bytes(record.body), record.headers, record.signed_at)
+        except InvalidSignature:
+            parsed = None
+        if parsed is not None:
+            call_id = call_id or parsed.id
+            payload = parsed.payload if payload is None else payload
+    return WebhookCall(
+        id=call_id or record.webhook_id, type=record.event_type, payload=payload,
+        timestamp=record.signed_at, provider=record.provider, source=record.source, record=record,
+    )  # fmt: skip
 
 
 def error(reason: str, status: int, **extra: Any) -> JsonResponse:
@@ -107,6 +129,8 @@ def store_call(
         source=source,
         provider=provider,
         webhook_id=webhook_id[:255],
+        sender_id=verified.id or webhook_id[:255],
+        signed_at=verified.timestamp,
         event_type=(verified.type or "")[:255],
         headers=stored_headers(request),
         body=body,
@@ -199,6 +223,7 @@ def webhook_receiver(
     def decorator(view: View) -> View:
         path = handler_path(view)
         HANDLERS[path] = view
+        VERIFIERS[path] = verifier
 
         @csrf_exempt  # the signature replaces CSRF protection: it proves who sent the request
         @functools.wraps(view)

@@ -17,6 +17,12 @@ from django_hooks.outbound.tasks import close_stale_connections
 
 logger = logging.getLogger("django_hooks.inbound")
 
+RESTART_HINT = (
+    "If the code changed since the workers started, restart them (hooks_worker or rqworker) so "
+    "they load it, then reprocess this call; if the view was renamed or removed, this call's "
+    "handler no longer exists."
+)
+
 
 def enqueue_call(record_id: int, delay: float = 0) -> None:
     """Queue the handler of a stored call; a Redis failure leaves it for ``hooks_reprocess``."""
@@ -59,40 +65,62 @@ def process_call(record_id: int) -> str:
 
 
 def run_call(record_id: int) -> str:
-    from django_hooks.inbound.decorators import HANDLERS, WebhookCall, run_handler
+    from django_hooks.inbound.decorators import record_outcome, run_handler, stored_call
 
     # A conditional update claims the call: of two jobs for one call, only one runs it.
     if not InboundWebhook.objects.filter(pk=record_id).claim(timezone.now()):
         return "already processed or running"
     record = InboundWebhook.objects.get(pk=record_id)
+    try:
+        view = find_handler(record)
+    except Exception as exc:
+        # Recorded, or the call would sit "received" with no error in the admin. Retried like a
+        # failing handler: another, restarted worker may have the code.
+        record_outcome(record, error=f"{type(exc).__name__}: {exc}")
+        logger.error("Inbound webhook %s not run: %s", record.pk, exc)
+    else:
+        request = StoredRequest(record)
+        request.webhook = stored_call(record)  # type: ignore[attr-defined]
+        try:
+            run_handler(view, request, record, counted=True)
+        except Exception:
+            logger.exception(
+                "Inbound webhook %s handler failed (attempt %s)", record.pk, record.attempts
+            )
+    if record.status == InboundWebhook.Status.FAILED:
+        # Raised, answered >= 400 or not found: the sender already has its 202, so retrying is
+        # up to us.
+        delay = next_retry_delay(record.attempts, hooks_settings.RETRY_SCHEDULE)
+        if delay is not None:
+            enqueue_call(record.pk, delay)
+    return record.status
+
+
+def find_handler(record: InboundWebhook) -> Any:
+    """The view that received ``record``; ``LookupError`` says what to do when it is gone."""
+    from django_hooks.inbound.decorators import HANDLERS
+
     if record.handler not in HANDLERS:
+        module = record.handler.partition(":")[0]
         # Importing the view's module runs its decorator, which registers the handler; a
         # receiver from the INBOUND setting is registered by building it.
-        importlib.import_module(record.handler.partition(":")[0])
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise LookupError(
+                f"the handler's module {module!r} cannot be imported in this worker ({exc}). "
+                f"{RESTART_HINT}"
+            ) from exc
         if record.source in (hooks_settings.INBOUND or {}):
             from django_hooks.inbound.views import build_receiver
 
             build_receiver(record.source)
     if record.handler not in HANDLERS:
-        raise LookupError(f"no @webhook_receiver handler {record.handler!r} is importable")
-    view = HANDLERS[record.handler]
-    request = StoredRequest(record)
-    request.webhook = WebhookCall(  # type: ignore[attr-defined]
-        id=record.webhook_id, type=record.event_type, payload=record.payload, timestamp=None,
-        provider=record.provider, source=record.source, record=record,
-    )  # fmt: skip
-    try:
-        run_handler(view, request, record, counted=True)
-    except Exception:
-        logger.exception(
-            "Inbound webhook %s handler failed (attempt %s)", record.pk, record.attempts
+        raise LookupError(
+            f"no @webhook_receiver handler {record.handler!r} is registered in this worker. "
+            f"{RESTART_HINT}"
         )
-    if record.status == InboundWebhook.Status.FAILED:
-        # Raised or answered >= 400: the sender already has its 202, so retrying is up to us.
-        delay = next_retry_delay(record.attempts, hooks_settings.RETRY_SCHEDULE)
-        if delay is not None:
-            enqueue_call(record.pk, delay)
-    return record.status
+    return HANDLERS[record.handler]
 
 
 def stranded_calls(*, grace: float = 60) -> Any:
