@@ -5,6 +5,7 @@ E002 ENCRYPTION_KEYS unusable                   E005 DJANGO_HOOKS has unknown ke
 E003 ALLOWED_NETWORKS has an invalid entry      E006 a number setting is not a positive number
 E007 SESSION does not give a requests.Session
 W001 ALLOWED_NETWORKS set while DEBUG=False      W002 SESSION turns TLS verification off
+W003 the API's URLs are included but rest_framework is not in INSTALLED_APPS
 """
 
 from __future__ import annotations
@@ -137,3 +138,41 @@ def _check_session() -> list[checks.CheckMessage]:
         return []
     finally:
         session.close()
+
+
+API_URLCONF = "django_hooks.api.urls"
+
+
+@checks.register(checks.Tags.urls)
+def check_api_prerequisites(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from django.apps import apps
+
+    if apps.is_installed("rest_framework") or not includes_api_urls():
+        return []
+    return [
+        checks.Warning(
+            f"{API_URLCONF} is included in the URLconf, but 'rest_framework' is not in "
+            "INSTALLED_APPS.",
+            hint='Add "rest_framework" to INSTALLED_APPS: without it, opening the API in a '
+            "browser (DRF's browsable API) fails with TemplateDoesNotExist: "
+            "rest_framework/api.html.",
+            id="django_hooks.W003",
+        )
+    ]
+
+
+def includes_api_urls() -> bool:
+    from django.urls import URLResolver, get_resolver
+
+    try:
+        pending = list(get_resolver().url_patterns)
+    except Exception:  # Django's own URL checks report a URLconf that does not load
+        return False
+    while pending:
+        pattern = pending.pop()
+        if isinstance(pattern, URLResolver):
+            module = getattr(pattern.urlconf_module, "__name__", pattern.urlconf_name)
+            if module == API_URLCONF:
+                return True
+            pending.extend(pattern.url_patterns)
+    return False

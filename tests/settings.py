@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "rest_framework",
+    "rest_framework.authtoken",  # docs/api.md's token set-up is tested as written
     "django_rq",
     "django_hooks",
     "tests.testapp",

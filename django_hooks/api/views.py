@@ -14,7 +14,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.db.models import Prefetch, QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, routers, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
@@ -71,16 +71,31 @@ class EventStreamRenderer(BaseRenderer):
         return JSONRenderer().render(data)
 
 
-class OwnedViewSet(viewsets.GenericViewSet):
-    """Owner-scoped: the project's DRF authentication and permissions, plus an owner."""
-
-    schema = view_schema()
+class OwnerRequired:
+    """The project's DRF authentication and permissions, read per request, plus an owner."""
 
     def get_authenticators(self) -> list[Any]:
         return [auth() for auth in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
 
     def get_permissions(self) -> list[Any]:
         return [*(perm() for perm in api_settings.DEFAULT_PERMISSION_CLASSES), HasOwner()]
+
+
+class APIRoot(OwnerRequired, routers.APIRootView):
+    """Links to the API's routes; refused like every other route without an owner."""
+
+    api_root_dict: dict[str, str]  # name -> URL name, given by the router
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not SPECTACULAR:  # schema/ would only answer 404 naming the extra
+            self.api_root_dict = {k: v for k, v in self.api_root_dict.items() if k != "schema"}
+        return super().get(request, *args, **kwargs)
+
+
+class OwnedViewSet(OwnerRequired, viewsets.GenericViewSet):
+    """Owner-scoped: the project's DRF authentication and permissions, plus an owner."""
+
+    schema = view_schema()
 
     @property
     def owner(self) -> Any:

@@ -37,6 +37,7 @@ def owned_objects(owner):
 
 # (route, allowed methods, which object's id fills {id})
 ROUTES = [
+    ("", {"get"}, None),  # the API root: links to the routes below
     ("endpoints/", {"get", "post"}, None),
     ("endpoints/{id}/", {"get", "put", "patch", "delete"}, "endpoint"),
     ("endpoints/{id}/test/", {"post"}, "endpoint"),
@@ -100,7 +101,7 @@ def test_another_owners_objects_are_404_and_untouched(
             body = response.json()
             rows = body if isinstance(body, list) else body.get("results", body.get("data"))
             assert "alice" not in str(body)
-            if route != "event-types/":
+            if route not in ("", "event-types/"):
                 listed_kind = {"endpoints/": "endpoint", "deliveries/": "delivery"}.get(
                     route, "event"
                 )
