@@ -21,6 +21,7 @@ from django_hooks.core import signing
 from django_hooks.core.errors import InvalidSecret, UnsafeURL
 from django_hooks.core.ids import new_id
 from django_hooks.core.payload import PayloadEncoder
+from django_hooks.core.urlguard import BlockedAddress, PrivateHostName
 from django_hooks.exceptions import EndpointValidationError
 
 INBOUND_LEASE = 300  # seconds a handler run may take before its call may be run again
@@ -246,13 +247,9 @@ class Endpoint(OwnedModel):
             try:
                 url_guard().validate(self.url or "", resolve=resolve)
             except UnsafeURL as exc:
-                errors["url"] = [str(exc)]
-        if not isinstance(self.event_types, list) or not all(
-            isinstance(t, str) and SUBSCRIPTION_RE.match(t) for t in self.event_types
-        ):
-            errors["event_types"] = [
-                'Must be a list of event types such as "order.paid", "order.*" or "*".'
-            ]
+                errors["url"] = [url_refusal(exc)]
+        if type_errors := subscription_problems(self.event_types):
+            errors["event_types"] = type_errors
         elif self.event_types:
             from django_hooks.event_types import undeclared_subscriptions
 
@@ -293,6 +290,31 @@ class Endpoint(OwnedModel):
     @property
     def is_receiving(self) -> bool:
         return self.is_active and self.disabled_at is None
+
+
+def url_refusal(exc: UnsafeURL) -> str:
+    """The SSRF guard's reason, with the way out when only ``ALLOWED_NETWORKS`` could lift it."""
+    if not isinstance(exc, BlockedAddress | PrivateHostName):
+        return str(exc)
+    return (
+        f"{exc}. To reach it from a development machine, add its network to "
+        'DJANGO_HOOKS["ALLOWED_NETWORKS"] (e.g. "127.0.0.0/8" for this machine); in production '
+        "leave ALLOWED_NETWORKS empty, so that no endpoint can reach your internal network."
+    )
+
+
+def subscription_problems(event_types: Any) -> list[str]:
+    """What is wrong with an endpoint's ``event_types``, naming each bad entry."""
+    example = 'such as "order.paid", a pattern such as "order.*", or "*" for every event'
+    if not isinstance(event_types, list):
+        return [f"Must be a list of event types {example}; got {type(event_types).__name__}."]
+    problems = []
+    for entry in event_types:
+        if not isinstance(entry, str):
+            problems.append(f"{entry!r} is not an event type: entries are strings {example}.")
+        elif not SUBSCRIPTION_RE.match(entry):
+            problems.append(f"{entry!r} is not an event type or pattern: use names {example}.")
+    return problems
 
 
 def header_problems(headers: Any) -> list[str]:

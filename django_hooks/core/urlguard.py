@@ -18,6 +18,7 @@ from django_hooks.core.errors import UnsafeURL
 
 __all__ = [
     "BlockedAddress",
+    "PrivateHostName",
     "Resolver",
     "Target",
     "URLGuard",
@@ -33,6 +34,10 @@ Resolver = Callable[[str, int], list[str]]
 
 class BlockedAddress(UnsafeURL):
     """The host is, or resolves to, an address that is neither public nor allow-listed."""
+
+
+class PrivateHostName(UnsafeURL):
+    """The host name only reaches internal hosts (``localhost``, ``.local``, one label)."""
 
 
 class UnresolvableHost(UnsafeURL):
@@ -293,17 +298,19 @@ class URLGuard:
     def _check_special_name(self, host: str) -> None:
         if host in _LOCALHOST_NAMES or host.endswith(".localhost"):
             if not self._loopback_allowed:
-                raise UnsafeURL(f"{host} is a loopback host name")
+                raise PrivateHostName(f"{host} is a loopback host name")
             return
         if self.allowed_networks:
             return
         if "." not in host:
-            raise UnsafeURL(
+            raise PrivateHostName(
                 f"{host} is a single-label host name, which only reaches internal hosts"
             )
         for suffix in _PRIVATE_SUFFIXES:
             if host.endswith(suffix):
-                raise UnsafeURL(f"{host} is under {suffix}, which only reaches internal hosts")
+                raise PrivateHostName(
+                    f"{host} is under {suffix}, which only reaches internal hosts"
+                )
 
     # -- addresses ------------------------------------------------------------------------------
 

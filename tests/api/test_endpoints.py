@@ -32,9 +32,9 @@ def create(client, **body):
         ({"url": "ftp://127.0.0.1/hook"}, "url", ""),
         ({"url": "not a url"}, "url", "whitespace"),
         (
-            {"url": "http://127.0.0.1:9/", "event_types": ["order..paid"]},
+            {"url": "http://127.0.0.1:9/", "event_types": ["order.*", "order..paid"]},
             "event_types",
-            "event types",
+            "order..paid",
         ),
         (
             {"url": "http://127.0.0.1:9/", "headers": {"Content-Type": "x"}},
