@@ -64,3 +64,69 @@ def test_bad_configuration_is_reported():
         model_events(Order, actions=("archived",))
     with pytest.raises(ConfigurationError, match="serializer"):
         model_events(Order, serializer=42)
+
+
+class Unserializable(Exception):
+    pass
+
+
+def broken_payload(instance):
+    raise Unserializable(f"cannot serialize order {instance.pk}")
+
+
+def test_a_serializer_error_aborts_the_save_with_its_own_error(connected):
+    connected(prefix="order", serializer=broken_payload)
+    Endpoint.objects.create(url="http://127.0.0.1:9/", event_types=["order.*"])
+    with pytest.raises(Unserializable, match="cannot serialize order"), transaction.atomic():
+        Order.objects.create(total="1.00")
+    # No business change without its event: the row went with the event that could not be made.
+    assert not Order.objects.exists() and not Event.objects.exists()
+    assert not Delivery.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_autocommit_the_row_is_committed_before_the_serializer_fails(connected):
+    # Why the docs say to save inside transaction.atomic(): post_save runs after the commit.
+    connected(prefix="order", serializer=broken_payload)
+    with pytest.raises(Unserializable):
+        Order.objects.create(total="1.00")
+    assert Order.objects.count() == 1 and not Event.objects.exists()
+
+
+def test_unowned_events_skip_owned_endpoints_and_owned_events_skip_unowned_ones(connected):
+    connected(prefix="order", owner="organization")
+    acme = Organization.objects.create(name="acme")
+    unowned = Endpoint.objects.create(url="http://127.0.0.1:9/everyone")
+    acmes = Endpoint(url="http://127.0.0.1:9/acme")
+    acmes.owner = acme
+    acmes.save()
+    Order.objects.create(total="1.00")  # no organization: an event without an owner
+    Order.objects.create(total="2.00", organization=acme)
+    received = {
+        (d.event.data["total"], d.endpoint.url)
+        for d in Delivery.objects.select_related("event", "endpoint")
+    }
+    assert received == {("1.00", unowned.url), ("2.00", acmes.url)}
+
+
+def test_connecting_twice_sends_each_event_once(connected):
+    # ready() may run more than once (tests, some servers): connecting again changes nothing.
+    connected(prefix="order")
+    connected(prefix="order")
+    Order.objects.create(total="1.00")
+    assert list(Event.objects.values_list("type", flat=True)) == ["order.created"]
+
+
+def test_the_model_events_setting_connects_as_the_call_does(connected):
+    from django.test import override_settings
+
+    from django_hooks.outbound.dispatch import connect_model_events_setting
+
+    setting = {"testapp.Order": {"prefix": "order",
+                                 "serializer": "tests.testapp.serializers.OrderSerializer"}}  # fmt: skip
+    with override_settings(DJANGO_HOOKS={"MODEL_EVENTS": setting}):
+        connect_model_events_setting()
+    order = Order.objects.create(total="3.00")
+    assert list(Event.objects.values_list("type", "data")) == [
+        ("order.created", {"id": order.pk, "total": "3.00", "status": "new"})
+    ]
