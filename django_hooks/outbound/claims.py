@@ -74,7 +74,7 @@ def _sqlite_mode() -> str:
     return str(connection.settings_dict.get("OPTIONS", {}).get("transaction_mode", "")).upper()
 
 
-def in_flight_by_endpoint(now: dt.datetime) -> dict[int, tuple[int, int, int]]:
+def in_flight_by_endpoint(now: dt.datetime) -> dict[int, tuple[int, int | None, int]]:
     """Claims still held, per endpoint, with the endpoint's limit inputs: ``{endpoint: (count,
     max_concurrency, circuit_failures)}`` in one query (the partial index on ``claim_token``
     keeps it small)."""
