@@ -99,6 +99,15 @@ def run_suite(name: str, env: dict[str, str], args: argparse.Namespace) -> dict:
     return result
 
 
+def run_transport_cost(quick: bool) -> str:
+    """The transport benchmark's printed table (it needs no database)."""
+    command = [sys.executable, str(ROOT / "benchmarks" / "transport_cost.py"),
+               "--repeats", "1" if quick else "3", "--posts", "500" if quick else "2000"]  # fmt: skip
+    print("== HTTP client", flush=True)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    return done.stdout if done.returncode == 0 else f"failed:\n{done.stdout}{done.stderr}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
@@ -129,8 +138,15 @@ def main() -> None:
                     only = ",".join(p for p in args.only.split(",") if p != "memory")
                     args_pg = argparse.Namespace(**{**vars(args), "only": only})
                     results["PostgreSQL"] = run_suite("postgresql", env, args_pg)
+    transport_cost = run_transport_cost(args.quick)
     command = "make bench" + (" BENCH_ARGS=--quick" if args.quick else "")
     write_report(Path(args.output), results, machine(), command, time.monotonic() - started)
+    with Path(args.output).open("a") as output:
+        output.write(
+            "\n## HTTP client: requests (the transport adapter) against the urllib3 transport it "
+            "replaced\n\n`benchmarks/transport_cost.py`, instant local receiver:\n\n"
+            f"```\n{transport_cost.strip()}\n```\n"
+        )
     print(Path(args.output).read_text())
 
 
