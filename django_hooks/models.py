@@ -391,7 +391,7 @@ class Delivery(models.Model):
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
     )
-    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
     # A worker holds the delivery until this time; past it, the sweep may hand it to another.
     locked_until = models.DateTimeField(null=True, blank=True, editable=False)
@@ -433,7 +433,7 @@ class DeliveryAttempt(models.Model):
     """One HTTP request of a delivery and what came back."""
 
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
-    number = models.PositiveSmallIntegerField(_("attempt"))
+    number = models.PositiveIntegerField(_("attempt"))
     url = models.URLField(_("URL"), max_length=2048)
     request_headers = models.JSONField(_("request headers"), default=dict)
     status_code = models.PositiveSmallIntegerField(_("status code"), null=True, blank=True)
@@ -498,7 +498,7 @@ class InboundWebhook(models.Model):
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.RECEIVED
     )
-    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
     # While a handler runs, nobody else may run it; past this time the run is presumed dead.
     locked_until = models.DateTimeField(null=True, blank=True, editable=False)
     error = models.TextField(_("error"), blank=True)

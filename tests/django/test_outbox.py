@@ -74,3 +74,16 @@ def test_no_redis_is_needed_and_rolled_back_events_are_not_there(caplog):
         queue["URL"] = previous
         tasks.reset()
     assert "Could not wake" not in caplog.text
+
+
+def test_attempt_counters_go_past_a_small_integer():
+    """Manual retries add attempts without bound; the counters must not overflow (a failing
+    write there would fail the whole group of results on PostgreSQL)."""
+    Endpoint.objects.create(url="https://customer.example/hooks")
+    with webhook_outbox(answer=503) as outbox:
+        django_hooks.send_event("order.paid", {"id": 1})
+        Delivery.objects.update(attempts=32_767)
+        outbox.deliver()
+    delivery = Delivery.objects.get()
+    assert delivery.attempts == 32_768
+    assert delivery.attempt_log.get().number == 32_768
