@@ -48,6 +48,8 @@ def get_queue() -> Queue:
 
 def reset() -> None:
     _local.queue = None
+    with _spare_lock:
+        _spare.clear()
 
 
 def wake_marker(queue: Queue) -> str:
@@ -88,6 +90,35 @@ return woke
 _scripts: dict[int, Any] = {}
 
 
+# Preparing RQ's enqueue commands (a Job, its pickled call, its hash) costs about as much as the
+# round trip itself, and most commits find a drain already waiting and use none. So a prepared
+# enqueue that was not used is kept for the next commit, per process, queue and job options;
+# one that was used is gone, so no job id is ever enqueued twice. (Its job's ``enqueued_at``
+# is when it was prepared: RQ only displays it.)
+_spare_lock = threading.Lock()
+_spare: dict[tuple[int, str, tuple[tuple[str, object], ...]], list[list[tuple[Any, ...]]]] = {}
+SPARES_KEPT = 8
+
+
+def _spare_key(queue: Queue) -> tuple[int, str, tuple[tuple[str, object], ...]]:
+    return (id(queue.connection), queue.name, tuple(sorted(_job_options().items())))
+
+
+def _take_enqueue(queue: Queue) -> list[tuple[Any, ...]]:
+    with _spare_lock:
+        spares = _spare.get(_spare_key(queue))
+        if spares:
+            return spares.pop()
+    return _enqueue_commands(queue)
+
+
+def _give_back(queue: Queue, commands: list[tuple[Any, ...]]) -> None:
+    with _spare_lock:
+        spares = _spare.setdefault(_spare_key(queue), [])
+        if len(spares) < SPARES_KEPT:
+            spares.append(commands)
+
+
 def _enqueue_commands(queue: Queue) -> list[tuple[Any, ...]]:
     """The Redis commands ``queue.enqueue(drain, ...)`` would send, without sending them."""
     pipe = queue.connection.pipeline(transaction=False)
@@ -118,7 +149,7 @@ def notify(*, wake: bool = True, publish: Mapping[str, str] | None = None) -> bo
             if wake:
                 queue.enqueue(drain, **_job_options())  # type: ignore[arg-type]
             return True
-        commands = _enqueue_commands(queue) if wake else []
+        commands = _take_enqueue(queue) if wake else []
         args: list[Any] = [WAKE_MARKER_TTL, len(commands)]
         for command in commands:
             args += [len(command), *command]
@@ -129,7 +160,8 @@ def notify(*, wake: bool = True, publish: Mapping[str, str] | None = None) -> bo
             script = _scripts[id(queue.connection)] = queue.connection.register_script(
                 _NOTIFY_SCRIPT
             )
-        script(keys=[wake_marker(queue)] if wake else [], args=args)
+        if not script(keys=[wake_marker(queue)] if wake else [], args=args) and commands:
+            _give_back(queue, commands)  # a drain was waiting: this enqueue was not used
     except Exception:
         reset()
         logger.warning(

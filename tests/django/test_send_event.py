@@ -239,3 +239,22 @@ def test_cached_delivery_inserts_pick_exactly_the_endpoints_the_orm_selects(monk
                 assert set(event.deliveries.values_list("endpoint_id", flat=True)) == expected
     # One compilation per shape (owner or not x 1, 2 or 3 patterns), none after.
     assert len(compiled) == len(dispatch._INSERT_SQL) == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_enqueue_prepared_but_not_used_serves_a_later_commit_and_never_twice(redis):
+    """Commits that find a drain waiting keep their prepared enqueue for the next commit; each
+    drain a commit enqueues is a job of its own."""
+    from django_hooks.outbound.tasks import get_queue, wake_marker
+
+    Endpoint.objects.create(url="http://127.0.0.1:9/hook")
+    with override_settings(DJANGO_HOOKS={"ALLOWED_NETWORKS": ["127.0.0.0/8"]}):
+        queue = get_queue()
+        for n in range(3):
+            for m in range(3):  # the first wakes a drain; the others find it waiting
+                with transaction.atomic():
+                    django_hooks.send_event("order.paid", {"n": n, "m": m})
+            queue.connection.delete(wake_marker(queue))  # as a starting drain does
+        ids = queue.get_job_ids()
+    assert len(ids) == len(set(ids)) == 3
+    assert all(job.func_name == "django_hooks.outbound.tasks.drain" for job in queue.get_jobs())
