@@ -32,8 +32,13 @@ HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # Headers the sender owns: a custom header may not replace them.
 RESERVED_HEADERS = frozenset(
     {"host", "content-type", "content-length", "content-encoding", "transfer-encoding",
-     "connection", "accept-encoding", "user-agent", "te", "upgrade", "trailer", "expect"}
+     "connection", "accept-encoding", "user-agent", "te", "upgrade", "trailer", "expect",
+     "keep-alive", "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"}
 )  # fmt: skip
+#: What a tenant may put in an endpoint's ``headers``: each is copied into every attempt.
+MAX_CUSTOM_HEADERS = 20
+MAX_HEADER_NAME = 64
+MAX_HEADER_VALUE = 1024
 
 
 def new_event_id() -> str:
@@ -320,12 +325,20 @@ def subscription_problems(event_types: Any) -> list[str]:
 def header_problems(headers: Any) -> list[str]:
     if not isinstance(headers, dict):
         return ["Must be an object of header names to string values."]
+    if len(headers) > MAX_CUSTOM_HEADERS:
+        return [f"At most {MAX_CUSTOM_HEADERS} headers; got {len(headers)}."]
     problems = []
     for name, value in headers.items():
         if not isinstance(name, str) or not HEADER_NAME_RE.match(name):
-            problems.append(f"{name!r} is not a valid header name.")
-        elif name.lower() in RESERVED_HEADERS or name.lower().startswith(("webhook-", "svix-")):
-            problems.append(f"{name!r} is set by django-hooks and cannot be replaced.")
+            problems.append(f"{str(name)[:MAX_HEADER_NAME]!r} is not a valid header name.")
+        elif len(name) > MAX_HEADER_NAME:
+            problems.append(f"{name[:MAX_HEADER_NAME]!r}… is over {MAX_HEADER_NAME} characters.")
+        elif name.lower() in RESERVED_HEADERS or name.lower().startswith(
+            ("webhook-", "svix-", "proxy-")
+        ):
+            problems.append(f"{name!r} is set by django-hooks or a proxy: cannot be replaced.")
+        elif isinstance(value, str) and len(value) > MAX_HEADER_VALUE:
+            problems.append(f"The value of {name!r} is over {MAX_HEADER_VALUE} characters.")
         elif not isinstance(value, str) or any(c in value for c in "\r\n\0"):
             problems.append(f"The value of {name!r} must be a string without line breaks.")
         elif value != value.strip() or not value.isascii():

@@ -156,7 +156,7 @@ class Outcomes:
             url=endpoint.url,
             request_headers=loggable_headers(attempted.headers, endpoint.headers),
             status_code=response.status_code,
-            response_headers=response.headers,
+            response_headers=bounded_headers(response.headers),
             response_body=response.body[:store_limit].decode("utf-8", errors="replace"),
             error=response.error,
             duration_ms=response.duration_ms,
@@ -402,13 +402,34 @@ def loggable_headers(sent: dict[str, str], custom: dict[str, str]) -> dict[str, 
     return {name: "[hidden]" if name.lower() in hidden else value for name, value in sent.items()}
 
 
+#: Bounds on what one attempt stores of a response's headers (a receiver chooses them).
+MAX_STORED_HEADER_VALUE = 1024
+MAX_STORED_HEADERS_TOTAL = 8 * 1024
+MAX_LAST_ERROR = 1000
+
+
+def bounded_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The response headers as stored: each value cut to ``MAX_STORED_HEADER_VALUE``, and no
+    more headers once ``MAX_STORED_HEADERS_TOTAL`` characters are stored."""
+    stored: dict[str, str] = {}
+    total = 0
+    for name, value in headers.items():
+        name, value = name[:MAX_STORED_HEADER_VALUE], value[:MAX_STORED_HEADER_VALUE]
+        total += len(name) + len(value)
+        if total > MAX_STORED_HEADERS_TOTAL:
+            stored["x-django-hooks-truncated"] = "more headers were not stored"
+            break
+        stored[name] = value
+    return stored
+
+
 def describe_failure(status_code: int | None, error: str, headers: dict[str, str]) -> str:
     if error:
-        return error
+        return error[:MAX_LAST_ERROR]
     if status_code is None or 200 <= status_code < 300:
         return ""
     if 300 <= status_code < 400:
-        location = headers.get("location", "")
+        location = headers.get("location", "")[:200]
         return f"HTTP {status_code}: redirects are not followed" + (
             f" (to {location})" if location else ""
         )
