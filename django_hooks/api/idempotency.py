@@ -5,6 +5,10 @@ Keys are scoped per owner. The first request claims the key in its own transacti
 concurrent duplicate sees it in progress), then runs the action and stores the response in one
 transaction: a crash leaves neither an effect without its stored response nor the reverse.
 Only successful responses are stored; a refused request may be sent again with the same key.
+
+Stored responses are sealed: encrypted with the project's encryption keys (as endpoint secrets
+are), because some carry a secret (``rotate-secret``, a new endpoint). A replay gets the first
+response's caching and location headers back too, so a ``no-store`` answer stays ``no-store``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
+from django_hooks import encryption
 from django_hooks.api.permissions import request_owner
+from django_hooks.exceptions import DecryptionError
 from django_hooks.models import IdempotencyKey, owner_q
 
 HEADER = "Idempotency-Key"
@@ -42,6 +48,26 @@ def fingerprint(request: Request) -> str:
     for part in (request.method or "").encode(), request.path.encode(), body:
         digest.update(len(part).to_bytes(8, "big") + part)
     return digest.hexdigest()
+
+
+SEALED = "sealed"
+#: Headers of the first response a replay repeats.
+REPLAYED_HEADERS = ("Cache-Control", "Location")
+
+
+def seal(response: Response) -> dict[str, str]:
+    """The stored form of a response: its body and replayed headers, encrypted."""
+    headers = {name: response[name] for name in REPLAYED_HEADERS if response.has_header(name)}
+    body = json.loads(json.dumps(response.data, cls=JSONEncoder))
+    return {SEALED: encryption.encrypt(json.dumps({"body": body, "headers": headers}))}
+
+
+def unseal(stored: Any) -> tuple[Any, dict[str, str]]:
+    """A stored response's body and headers (rows stored in clear before sealing: as they are)."""
+    if isinstance(stored, dict) and set(stored) == {SEALED}:
+        opened = json.loads(encryption.decrypt(stored[SEALED]))
+        return opened["body"], opened["headers"]
+    return stored, {}
 
 
 def _error(code: int, detail: str) -> Response:
@@ -97,16 +123,23 @@ def idempotent(action: Callable[..., Response]) -> Callable[..., Response]:
                 )
             if row.response_status is None:
                 return _error(409, f"A request with this {HEADER} is in progress; retry shortly.")
-            response = Response(row.response_body, status=row.response_status)
+            try:
+                body, headers = unseal(row.response_body)
+            except DecryptionError:  # the key that sealed it was removed from the settings
+                return _error(
+                    409,
+                    f"The response stored for this {HEADER} can no longer be decrypted "
+                    "(the encryption keys changed); send the request with a new key.",
+                )
+            response = Response(body, status=row.response_status, headers=headers)
             response["Idempotent-Replayed"] = "true"
             return response
         try:
             with transaction.atomic():
                 response = action(view, request, *args, **kwargs)
                 if status.is_success(response.status_code):
-                    body = json.loads(json.dumps(response.data, cls=JSONEncoder))
                     IdempotencyKey.objects.filter(pk=row.pk).update(
-                        response_status=response.status_code, response_body=body
+                        response_status=response.status_code, response_body=seal(response)
                     )
                 else:
                     IdempotencyKey.objects.filter(pk=row.pk).delete()

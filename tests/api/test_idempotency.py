@@ -121,3 +121,40 @@ def test_a_key_still_in_progress_is_409_until_abandoned(as_alice):
 def test_an_overlong_key_is_400(as_alice):
     response = post(as_alice, "endpoints/", {"url": "http://127.0.0.1:9/"}, "k" * 256)
     assert response.status_code == 400 and "Idempotency-Key" in response.json()["detail"]
+
+
+@override_settings(DJANGO_HOOKS=SETTINGS)
+def test_a_stored_response_holds_no_secret_in_clear_and_replays_no_store(as_alice):
+    pk = as_alice.post(API + "endpoints/", {"url": "http://127.0.0.1:9/"}, format="json").json()[
+        "id"
+    ]
+    url = f"endpoints/{pk}/rotate-secret/"
+    first = post(as_alice, url, {}, "rotate-sealed")
+    secret = first.json()["secret"]
+    stored = IdempotencyKey.objects.get(key="rotate-sealed")
+    assert secret not in str(stored.response_body)
+    assert secret.removeprefix("whsec_") not in str(stored.response_body)
+    again = post(as_alice, url, {}, "rotate-sealed")
+    assert again.json()["secret"] == secret
+    assert again["Cache-Control"] == first["Cache-Control"] == "no-store"
+
+
+def test_a_stored_response_sealed_by_a_removed_key_is_refused_not_replayed(as_alice):
+    from cryptography.fernet import Fernet
+
+    from django_hooks import encryption
+
+    body = {"url": "http://127.0.0.1:9/hook"}
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    try:
+        with override_settings(DJANGO_HOOKS={**SETTINGS, "ENCRYPTION_KEYS": [old]}):
+            encryption.reset()
+            assert post(as_alice, "endpoints/", body, "sealed").status_code == 201
+        with override_settings(DJANGO_HOOKS={**SETTINGS, "ENCRYPTION_KEYS": [new]}):
+            encryption.reset()
+            again = post(as_alice, "endpoints/", body, "sealed")
+    finally:
+        encryption.reset()
+    assert again.status_code == 409
+    assert "can no longer be decrypted" in again.json()["detail"]
+    assert Endpoint.objects.count() == 1

@@ -75,7 +75,7 @@ class Secrets:
 
 
 @pytest.fixture
-def world(receiver, caplog) -> Iterator[Secrets]:
+def world(receiver, caplog, superuser_client) -> Iterator[Secrets]:
     caplog.set_level(logging.DEBUG)
     secrets = Secrets()
     secrets.add(views.SECRET, views.OLD_SECRET, views.GITHUB_SECRET)
@@ -84,6 +84,20 @@ def world(receiver, caplog) -> Iterator[Secrets]:
             url=receiver.url("/ok"), headers={"Authorization": HEADER_CREDENTIAL}
         )
         secrets.add(ok.secret, ok.rotate_secret(), HEADER_CREDENTIAL)
+        # A rotation through the API with an Idempotency-Key: its stored response holds the
+        # new secret (sealed), and a replay returns it again.
+        created = superuser_client.post(
+            "/api/hooks/endpoints/", {"url": receiver.url("/api-made")},
+            content_type="application/json", HTTP_IDEMPOTENCY_KEY="leak-create",
+        )  # fmt: skip
+        assert created.status_code == 201, created.content
+        api_made = Endpoint.objects.get(pk=created.json()["id"])
+        rotated = superuser_client.post(
+            f"/api/hooks/endpoints/{api_made.pk}/rotate-secret/", {},
+            content_type="application/json", HTTP_IDEMPOTENCY_KEY="leak-rotate",
+        )  # fmt: skip
+        assert rotated.status_code == 200, rotated.content
+        secrets.add(api_made.secret, rotated.json()["secret"])
         failing = Endpoint.objects.create(url=receiver.url("/fail"), description="failing")
         secrets.add(failing.secret)
         receiver.script("/fail", Reply(500, body=b"nope"), Reply(500, body=b"nope"))
