@@ -37,6 +37,8 @@ RESERVED_HEADERS = frozenset(
 )  # fmt: skip
 #: What a tenant may put in an endpoint's ``headers``: each is copied into every attempt.
 MAX_CUSTOM_HEADERS = 20
+#: Previous secrets still signing during their grace period, at most (newest kept).
+MAX_PREVIOUS_SECRETS = 5
 MAX_HEADER_NAME = 64
 MAX_HEADER_VALUE = 1024
 
@@ -221,6 +223,9 @@ class Endpoint(OwnedModel):
         if grace_period and self.secret_ciphertext:
             expires_at = (now + grace_period).isoformat()
             kept.insert(0, {"ciphertext": self.secret_ciphertext, "expires_at": expires_at})
+        # Every live secret signs every request: without a cap, rotating in a loop would make
+        # each webhook-signature header grow without bound. The oldest go first.
+        kept = kept[:MAX_PREVIOUS_SECRETS]
         value = new_secret or signing.generate_secret()
         self.secret = value
         self.previous_secrets = kept

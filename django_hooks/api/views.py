@@ -10,6 +10,7 @@ import datetime as dt
 import re
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.handlers.asgi import ASGIRequest
 from django.db.models import Prefetch, QuerySet
 from django.http import StreamingHttpResponse
@@ -55,9 +56,23 @@ class NewestFirst(CursorPagination):
         try:
             return super().decode_cursor(request)
         except NotFound:
-            raise ValidationError(
-                {"cursor": ["Invalid cursor: follow the next and previous links unchanged."]}
-            ) from None
+            raise self.invalid_cursor() from None
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
+        # A cursor that decodes but whose position is no id of these rows (a tampered one)
+        # fails when the page is filtered on it.
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except (ValueError, TypeError, OverflowError, DjangoValidationError):
+            if request.query_params.get(self.cursor_query_param) is None:
+                raise
+            raise self.invalid_cursor() from None
+
+    @staticmethod
+    def invalid_cursor() -> ValidationError:
+        return ValidationError(
+            {"cursor": ["Invalid cursor: follow the next and previous links unchanged."]}
+        )
 
 
 class EventStreamRenderer(BaseRenderer):

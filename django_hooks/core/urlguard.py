@@ -80,7 +80,14 @@ def _networks(table: Iterable[tuple[str, str]]) -> tuple[tuple[Network, str], ..
 # and it calls multicast, 4000::/3 and friends "global". First match wins where ranges nest.
 _METADATA = frozenset(
     ip_address(ip)
-    for ip in ("169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254")
+    # AWS, GCP, Azure and OCI IMDS; AWS ECS; Alibaba; AWS IPv6; Azure WireServer (a public address).
+    for ip in (
+        "169.254.169.254",
+        "169.254.170.2",
+        "100.100.100.200",
+        "fd00:ec2::254",
+        "168.63.129.16",
+    )
 )
 _V4_BLOCKED = _networks(
     [

@@ -79,6 +79,7 @@ BLOCKED_URLS = [
     ("http://169.254.1.1/", "link-local"),
     ("http://100.64.0.1/", "CGNAT"),
     ("http://100.100.100.200/", "metadata"),
+    ("http://168.63.129.16/machine?comp=goalstate", "metadata"),  # Azure WireServer, public
     ("http://224.0.0.1/", "multicast"),
     ("http://240.0.0.1/", "reserved"),
     ("http://255.255.255.255/", "broadcast"),

@@ -1,0 +1,50 @@
+"""Issue 15: tampered cursors are a 400, not a 500; rotation floods are capped."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from django.test import override_settings
+
+from django_hooks.models import MAX_PREVIOUS_SECRETS, Endpoint
+from tests.api.conftest import API
+
+pytestmark = pytest.mark.django_db
+
+SETTINGS = {"ALLOWED_NETWORKS": ["127.0.0.0/8"]}
+
+
+def cursor(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+TAMPERED = [cursor("p=abc"), cursor("p=1e999&r=1"), cursor("o=-5&p=1"), "%%%", cursor("p=\x00")]
+
+
+@pytest.mark.parametrize("route", ["endpoints/", "deliveries/"])
+@pytest.mark.parametrize("value", [cursor("p=abc"), cursor("p=1e999&r=1"), cursor("p=\x00")])
+def test_a_cursor_whose_position_is_no_id_is_a_400_naming_the_cursor(as_alice, route, value):
+    response = as_alice.get(API + route, {"cursor": value})
+    assert response.status_code == 400, response.content
+    assert "cursor" in response.json()
+
+
+@pytest.mark.parametrize("route", ["endpoints/", "deliveries/", "events/", "events/feed/"])
+@pytest.mark.parametrize("value", TAMPERED)
+def test_no_tampered_cursor_is_a_server_error(as_alice, route, value):
+    response = as_alice.get(API + route, {"cursor": value})
+    assert response.status_code in (200, 400, 404), response.content
+
+
+@override_settings(DJANGO_HOOKS=SETTINGS)
+def test_rotating_in_a_loop_keeps_a_bounded_number_of_live_secrets(as_alice):
+    pk = as_alice.post(API + "endpoints/", {"url": "http://127.0.0.1:9/"}, format="json").json()[
+        "id"
+    ]
+    for _ in range(30):
+        rotated = as_alice.post(API + f"endpoints/{pk}/rotate-secret/", {}, format="json")
+        assert rotated.status_code == 200
+    endpoint = Endpoint.objects.get(pk=pk)
+    assert len(endpoint.previous_secrets) == MAX_PREVIOUS_SECRETS
+    assert len(endpoint.live_secrets()) == MAX_PREVIOUS_SECRETS + 1
