@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_variables
 
 from django_hooks import signals
 from django_hooks.conf import hooks_settings
@@ -81,6 +82,10 @@ def error(reason: str, status: int, **extra: Any) -> JsonResponse:
     return JsonResponse({"error": reason, **extra}, status=status)
 
 
+SECRET_NAMES = ("secret", "secrets", "value", "keys", "key", "hmac_keys", "public_keys")
+
+
+@sensitive_variables(*SECRET_NAMES)
 def resolve_secrets(secret: SecretSource, request: HttpRequest) -> list[str]:
     value = secret(request) if callable(secret) else secret
     secrets = [value] if isinstance(value, str) else list(value or [])
@@ -106,10 +111,21 @@ def storable_payload(payload: Any, body: bytes) -> Any:
     return payload
 
 
+MAX_ID = 255  # the column's length
+
+
+def stored_id(value: str) -> str:
+    """``value`` as stored: as is when it fits, else a hash of all of it (two long ids that
+    share their first 255 characters must not collide)."""
+    if len(value) <= MAX_ID:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def dedupe_key(verifier: Verifier, verified: Verified, body: bytes) -> str:
     """The sender's id when the signature covers it, else a hash of the signed body."""
     if verifier.signs_id and verified.id:
-        return verified.id[:255]
+        return stored_id(verified.id)
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
@@ -128,8 +144,8 @@ def store_call(
     record = InboundWebhook(
         source=source,
         provider=provider,
-        webhook_id=webhook_id[:255],
-        sender_id=verified.id or webhook_id[:255],
+        webhook_id=stored_id(webhook_id),
+        sender_id=stored_id(verified.id or webhook_id),
         signed_at=verified.timestamp,
         event_type=(verified.type or "")[:255],
         headers=stored_headers(request),
@@ -226,6 +242,9 @@ def webhook_receiver(
         VERIFIERS[path] = verifier
 
         @csrf_exempt  # the signature replaces CSRF protection: it proves who sent the request
+        # Never in Django's 500 reports: Django hides these names in every frame below this one
+        # (the verifiers' and the signing code's too).
+        @sensitive_variables(*SECRET_NAMES)
         @functools.wraps(view)
         def receive(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method != "POST":

@@ -504,11 +504,17 @@ def _check_hmac(digests: list[bytes], content: bytes, keys: list[bytes], digestm
     raise SignatureMismatch("no matching signature")
 
 
+def _not_json(constant: str) -> Any:
+    # Python's json accepts NaN and Infinity; JSON (and PostgreSQL's jsonb) does not.
+    raise ValueError(f"{constant} is not JSON")
+
+
 def _parse_json(body: bytes) -> Any:
     try:
-        return json.loads(body.decode("utf-8"))
-    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise MalformedPayload("body is not valid JSON") from None
+        return json.loads(body.decode("utf-8"), parse_constant=_not_json)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError too
+        detail = f": {exc}" if str(exc).endswith("is not JSON") else ""
+        raise MalformedPayload(f"body is not valid JSON{detail}") from None
 
 
 def _parse_form(body: bytes) -> dict[str, str]:
@@ -524,7 +530,7 @@ def _json_field(form: Mapping[str, str], name: str) -> Any:
     if name not in form:
         raise MalformedPayload(f"form body has no {name} field")
     try:
-        return json.loads(form[name])
+        return json.loads(form[name], parse_constant=_not_json)
     except (ValueError, RecursionError):
         raise MalformedPayload(f"{name} field is not valid JSON") from None
 
