@@ -142,6 +142,11 @@ class Endpoint(OwnedModel):
     )
     disabled_at = models.DateTimeField(_("disabled at"), null=True, blank=True, editable=False)
     disabled_reason = models.CharField(_("disabled reason"), max_length=255, blank=True)
+    #: Who disabled it: an operator's disable stays until an operator lifts it (not the owner).
+    disabled_by = models.CharField(
+        _("disabled by"), max_length=10, blank=True, editable=False,
+        choices=[("system", _("django-hooks (failing)")), ("operator", _("an operator"))],
+    )  # fmt: skip
     failing_since = models.DateTimeField(null=True, blank=True, editable=False)
     max_concurrency = models.PositiveIntegerField(
         _("max concurrency"),

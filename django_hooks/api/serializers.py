@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 
 from django_hooks.exceptions import EndpointValidationError
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event
@@ -35,9 +35,16 @@ class EndpointSerializer(serializers.ModelSerializer):
         fields = [
             "id", "url", "description", "event_types", "is_active", "headers",
             "max_concurrency", "rate_limit",
-            "is_receiving", "disabled_at", "disabled_reason", "created_at", "updated_at",
+            "is_receiving", "disabled_at", "disabled_reason", "disabled_by", "created_at",
+            "updated_at",
         ]  # fmt: skip
-        read_only_fields = ["disabled_at", "disabled_reason", "created_at", "updated_at"]
+        read_only_fields = [
+            "disabled_at",
+            "disabled_reason",
+            "disabled_by",
+            "created_at",
+            "updated_at",
+        ]
 
     def _save(self, instance: Endpoint) -> Endpoint:
         try:
@@ -54,8 +61,15 @@ class EndpointSerializer(serializers.ModelSerializer):
         return self._save(instance)
 
     def update(self, instance: Endpoint, validated_data: dict[str, Any]) -> Endpoint:
-        # Setting is_active on an endpoint disabled for failing re-enables it, as in the admin.
+        # Setting is_active on an endpoint disabled for failing re-enables it, as in the admin;
+        # one an operator disabled stays disabled until an operator lifts it.
         reenable = validated_data.get("is_active") is True and instance.disabled_at is not None
+        if reenable and instance.disabled_by == "operator":
+            raise exceptions.PermissionDenied(
+                "This endpoint was disabled by an operator "
+                f"({instance.disabled_reason or 'no reason given'}); only an operator can "
+                "enable it again."
+            )
         for name, value in validated_data.items():
             setattr(instance, name, value)
         with transaction.atomic():

@@ -441,7 +441,7 @@ def disable_endpoint(endpoint: Endpoint, reason: str, *, now: dt.datetime | None
     now = now or timezone.now()
     reason = reason[:255]
     changed = Endpoint.objects.filter(pk=endpoint.pk, disabled_at__isnull=True).update(
-        disabled_at=now, disabled_reason=reason
+        disabled_at=now, disabled_reason=reason, disabled_by="system"
     )
     if changed:
         endpoint.disabled_at, endpoint.disabled_reason = now, reason

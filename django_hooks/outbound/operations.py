@@ -129,10 +129,11 @@ def operator_disable_endpoint(endpoint: Endpoint, reason: str = "Disabled by an 
     now = timezone.now()
     reason = reason[:255]
     changed = Endpoint.objects.filter(pk=endpoint.pk, disabled_at__isnull=True).update(
-        disabled_at=now, disabled_reason=reason, updated_at=now
+        disabled_at=now, disabled_reason=reason, disabled_by="operator", updated_at=now
     )
     if changed:
         endpoint.disabled_at, endpoint.disabled_reason = now, reason
+        endpoint.disabled_by = "operator"
     return bool(changed)
 
 

@@ -74,10 +74,11 @@ def enable_endpoint(endpoint: Endpoint) -> int:
     now = timezone.now()
     with transaction.atomic():
         Endpoint.objects.filter(pk=endpoint.pk).update(
-            is_active=True, disabled_at=None, disabled_reason="", failing_since=None,
-            paused_until=None, circuit_failures=0, updated_at=now,
+            is_active=True, disabled_at=None, disabled_reason="", disabled_by="",
+            failing_since=None, paused_until=None, circuit_failures=0, updated_at=now,
         )  # fmt: skip
         endpoint.is_active, endpoint.disabled_at, endpoint.disabled_reason = True, None, ""
+        endpoint.disabled_by = ""
         endpoint.failing_since, endpoint.paused_until, endpoint.circuit_failures = None, None, 0
         pending = Delivery.objects.filter(endpoint=endpoint, status=Delivery.Status.PENDING)
         pending.filter(next_attempt_at__lt=now).update(next_attempt_at=now)

@@ -48,3 +48,29 @@ def test_rotating_in_a_loop_keeps_a_bounded_number_of_live_secrets(as_alice):
     endpoint = Endpoint.objects.get(pk=pk)
     assert len(endpoint.previous_secrets) == MAX_PREVIOUS_SECRETS
     assert len(endpoint.live_secrets()) == MAX_PREVIOUS_SECRETS + 1
+
+
+@override_settings(DJANGO_HOOKS=SETTINGS)
+def test_a_tenant_cannot_undo_an_operators_disable_but_can_a_failing_one(as_alice):
+    from django_hooks.outbound.delivery import disable_endpoint
+    from django_hooks.outbound.operations import operator_disable_endpoint
+    from django_hooks.outbound.sweep import enable_endpoint
+
+    pk = as_alice.post(API + "endpoints/", {"url": "http://127.0.0.1:9/"}, format="json").json()[
+        "id"
+    ]
+    endpoint = Endpoint.objects.get(pk=pk)
+    operator_disable_endpoint(endpoint, "Abuse report #12")
+    refused = as_alice.patch(API + f"endpoints/{pk}/", {"is_active": True}, format="json")
+    assert refused.status_code == 403
+    assert "disabled by an operator (Abuse report #12)" in refused.json()["detail"]
+    endpoint.refresh_from_db()
+    assert endpoint.disabled_at is not None and endpoint.disabled_by == "operator"
+    assert as_alice.get(API + f"endpoints/{pk}/").json()["disabled_by"] == "operator"
+
+    enable_endpoint(endpoint)  # the operator lifts it
+    disable_endpoint(Endpoint.objects.get(pk=pk), "The endpoint answered 410 Gone.")
+    again = as_alice.patch(API + f"endpoints/{pk}/", {"is_active": True}, format="json")
+    assert again.status_code == 200, again.content
+    endpoint.refresh_from_db()
+    assert endpoint.disabled_at is None and endpoint.disabled_by == ""
