@@ -188,6 +188,25 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return EndpointChangeList
 
+    # A view-only user sees the extra headers' names, not their values: they often carry a
+    # credential, which is shown only to those who may also reveal the signing secret.
+    def get_fields(self, request: HttpRequest, obj: Endpoint | None = None) -> Any:
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and not self.has_change_permission(request, obj):
+            fields = ["headers_masked" if name == "headers" else name for name in fields]
+        return fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Endpoint | None = None) -> Any:
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and not self.has_change_permission(request, obj):
+            fields.append("headers_masked")
+        return fields
+
+    @admin.display(description="extra headers")
+    def headers_masked(self, endpoint: Endpoint) -> str:
+        names = sorted(endpoint.headers) if isinstance(endpoint.headers, dict) else []
+        return ", ".join(f"{name}: [hidden]" for name in names) or "—"
+
     # -- columns --------------------------------------------------------------------------------
 
     @admin.display(description="owner")

@@ -146,3 +146,20 @@ def test_a_view_only_user_cannot_run_an_action_by_posting_it() -> None:
 
     assert post_retry(staff_with("view_delivery")) == "failed"
     assert post_retry(staff_with("view_delivery", "change_delivery")) == "pending"
+
+
+def test_view_only_staff_see_header_names_not_their_credentials(client) -> None:
+    from django_hooks.models import Endpoint
+
+    credential = "Bearer tok_live_view_only_0123456789"
+    endpoint = Endpoint.objects.create(
+        url="https://customer.example/hooks", headers={"Authorization": credential}
+    )
+    page = f"/admin/django_hooks/endpoint/{endpoint.pk}/change/"
+    client.force_login(staff_with("view_endpoint"))
+    viewed = client.get(page)
+    assert viewed.status_code == 200
+    assert "Authorization: [hidden]" in viewed.content.decode()
+    assert credential not in viewed.content.decode()
+    client.force_login(staff_with("view_endpoint", "change_endpoint"))
+    assert credential in client.get(page).content.decode()
