@@ -10,6 +10,7 @@ urlpatterns = [
     path("hooks/by-tenant/", views.by_tenant),
     path("hooks/github/", views.github),
     path("hooks/flaky/", views.flaky),
+    path("hooks/flaky-github/", views.flaky_github),
     path("hooks/later/", views.later),
     path("hooks/small/", views.small),
     path("hooks/api-github/", views.GitHubAPIHook.as_view()),

@@ -284,15 +284,21 @@ def webhook_receiver(
                     retaken = not run_async and retake(record)
                     if not retaken:
                         return JsonResponse({"status": "duplicate", "id": record.webhook_id})
-            call = WebhookCall(
-                id=verified.id or (record.webhook_id if record else ""),
-                type=verified.type,
-                payload=verified.payload,
-                timestamp=verified.timestamp,
-                provider=verifier.provider,
-                source=name,
-                record=record,
-            )
+            if retaken and record is not None:
+                # A retry of a stored call: the handler sees the call as first stored, not the
+                # retry's unsigned headers (GitHub's and Shopify's event type and delivery id are
+                # outside their signature).
+                call = stored_call(record)
+            else:
+                call = WebhookCall(
+                    id=verified.id or (record.webhook_id if record else ""),
+                    type=verified.type,
+                    payload=verified.payload,
+                    timestamp=verified.timestamp,
+                    provider=verifier.provider,
+                    source=name,
+                    record=record,
+                )
             request.webhook = call  # type: ignore[attr-defined]
             signals.webhook_received.send_robust(InboundWebhook, request=request, webhook=call)
             if run_async and record is not None:

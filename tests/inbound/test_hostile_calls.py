@@ -58,3 +58,19 @@ def test_receiver_secrets_stay_out_of_django_500_reports(monkeypatch, rf):
     shown = repr([frame["vars"] for frame in frames]) + reporter.get_traceback_html()
     assert views.SECRET not in shown
     assert views.SECRET.removeprefix("whsec_") not in shown
+
+
+def test_a_retried_call_shows_the_stored_calls_type_and_id_not_the_retrys_unsigned_headers():
+    """GitHub signs the body only: a retry carrying the same body under another X-GitHub-Event
+    and X-GitHub-Delivery must not make the handler see those."""
+    from tests.inbound.test_operations import github_post
+    from tests.testapp import views
+
+    views.calls.clear()
+    client = Client(raise_request_exception=False)
+    first = github_post(client, "/hooks/flaky-github/", event="push", delivery="d-1")
+    assert first.status_code == 500  # the handler failed: the call is stored, to run again
+    again = github_post(client, "/hooks/flaky-github/", event="member", delivery="d-forged")
+    assert again.status_code == 200
+    seen = views.calls[-1]
+    assert (seen.type, seen.id) == ("push", "d-1")

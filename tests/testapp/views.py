@@ -47,6 +47,14 @@ def flaky(request):
     return HttpResponse(status=204)
 
 
+@webhook_receiver("github", secret=GITHUB_SECRET, source="flaky-github")
+def flaky_github(request):
+    record(request)
+    if len(calls) == 1:
+        raise RuntimeError("database unavailable")
+    return JsonResponse({"ok": True})
+
+
 @webhook_receiver("standard", secret=SECRET, source="later", run_async=True)
 def later(request):
     record(request)
