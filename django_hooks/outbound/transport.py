@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import http.client
 import io
+import ipaddress
 import socket
 import ssl
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from http.cookiejar import DefaultCookiePolicy
@@ -185,11 +188,13 @@ class _GuardedMixin(_DeadlineMixin):
 
     def _new_conn(self) -> socket.socket:
         host = self._dns_host.strip("[]")
+        deadline = _DEADLINE.get()
         try:
-            addresses = self.guard.resolve(host, self.port)
+            addresses = _resolve_within(self.guard, host, self.port, deadline)
         except UnsafeURL as exc:
             raise NewConnectionError(self, f"Refused by the URL guard: {exc}") from exc  # type: ignore[arg-type]
-        deadline = _DEADLINE.get()
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(self, f"Resolving {host} timed out") from exc
         error: OSError | None = None
         for ip in addresses:
             timeout = self.timeout if isinstance(self.timeout, int | float) else None
@@ -206,6 +211,39 @@ class _GuardedMixin(_DeadlineMixin):
         if isinstance(error, TimeoutError):
             raise ConnectTimeoutError(self, f"Connection to {self.host} timed out") from error
         raise NewConnectionError(self, f"Failed to establish a new connection: {error}") from error  # type: ignore[arg-type]
+
+
+# Name resolution under the same total deadline: getaddrinfo has no timeout of its own (a slow
+# resolver could hold an attempt far past TIMEOUT), so it runs on a small pool of threads and the
+# attempt waits only for the time it has left. A lookup that outlives its attempt finishes in
+# the background and is discarded.
+_resolvers: ThreadPoolExecutor | None = None
+_resolvers_lock = threading.Lock()
+RESOLVER_THREADS = 8
+
+
+def _resolve_within(guard: URLGuard, host: str, port: int, deadline: float | None) -> list[str]:
+    if deadline is None or _parse_literal(host):
+        return guard.resolve(host, port)
+    global _resolvers
+    with _resolvers_lock:
+        if _resolvers is None:
+            _resolvers = ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="django-hooks-dns")
+        pool = _resolvers
+    lookup = pool.submit(guard.resolve, host, port)
+    try:
+        return lookup.result(timeout=_time_left(deadline))
+    except FutureTimeout:
+        lookup.cancel()
+        raise TimeoutError(f"resolving {host} took longer than the attempt's deadline") from None
+
+
+def _parse_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _pool_classes(guard: URLGuard | None) -> dict[str, type[HTTPConnectionPool]]:

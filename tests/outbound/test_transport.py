@@ -186,6 +186,27 @@ def test_silent_server_times_out(serve, transports) -> None:
     assert time.monotonic() - started < 3
 
 
+def test_a_hanging_resolver_is_held_to_the_total_deadline(serve, transports) -> None:
+    """getaddrinfo has no timeout: the attempt must not wait for it past its deadline."""
+    server = serve(respond_with(200, b"ok"))
+    answer, resolving, returned = threading.Event(), threading.Event(), threading.Event()
+
+    def hanging_resolver(host: str, port: int) -> list[str]:
+        resolving.set()
+        answer.wait(10)
+        returned.set()
+        return ["127.0.0.1"]
+
+    transport = transports(guard=URLGuard(LOOPBACK, resolver=hanging_resolver), timeout=0.5)
+    result = post(transport, server.url(host="slow-dns.test"))
+    # The attempt is over while the lookup still hangs: it waited for its deadline, not for DNS.
+    still_hanging = resolving.is_set() and not returned.is_set()
+    answer.set()
+    assert still_hanging
+    assert result.status_code is None and result.unreachable
+    assert "timed out" in result.error
+
+
 def test_connection_refused(transports) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

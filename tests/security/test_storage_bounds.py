@@ -68,6 +68,12 @@ def huge_header_receiver() -> tuple[int, threading.Thread]:
             received = b""
             while b"\r\n\r\n" not in received:
                 received += connection.recv(65536)
+            # Read the body too: closing with unread request bytes would reset the connection.
+            head, _, body = received.partition(b"\r\n\r\n")
+            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+            while len(body) < length:
+                body += connection.recv(65536)
             head = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n"
             fat = b"".join(b"X-Fat-%d: %s\r\n" % (n, b"v" * 61_440) for n in range(90))
             connection.sendall(head + fat + b"\r\n")
