@@ -24,12 +24,14 @@ class EventType:
     name: str
     description: str = ""
     schema: dict[str, Any] | None = field(default=None, hash=False)
+    #: Sample ``data``: what a test send of this type carries (and what the docs can show).
+    example: Any = field(default=None, hash=False)
 
 
 _registry: dict[str, EventType] = {}
 
 
-def _checked(name: Any, description: Any, schema: Any) -> EventType:
+def _checked(name: Any, description: Any, schema: Any, example: Any = None) -> EventType:
     from django_hooks.outbound.dispatch import validate_event_type
 
     validate_event_type(name)
@@ -37,14 +39,15 @@ def _checked(name: Any, description: Any, schema: Any) -> EventType:
         raise InvalidEventType(f"The description of {name!r} must be a string.")
     if schema is not None and not isinstance(schema, dict):
         raise InvalidEventType(f"The schema of {name!r} must be a JSON Schema object (a dict).")
-    return EventType(name, description, schema)
+    return EventType(name, description, schema, example)
 
 
 def register_event_type(
-    name: str, description: str = "", schema: dict[str, Any] | None = None
+    name: str, description: str = "", schema: dict[str, Any] | None = None, example: Any = None
 ) -> EventType:
-    """Declare an event type (again: replaces its description and schema)."""
-    event_type = _checked(name, description, schema)
+    """Declare an event type (again: replaces it). ``example`` is sample ``data``: what a test
+    send of this type carries."""
+    event_type = _checked(name, description, schema, example)
     _registry[name] = event_type
     return event_type
 
@@ -65,13 +68,14 @@ def _from_setting() -> dict[str, EventType]:
     for name, options in value.items():
         if isinstance(options, str):
             options = {"description": options}
-        if not isinstance(options, dict) or set(options) - {"description", "schema"}:
+        if not isinstance(options, dict) or set(options) - {"description", "schema", "example"}:
             raise ConfigurationError(
                 f"DJANGO_HOOKS['EVENT_TYPES'][{name!r}] must be a dict with "
-                '"description" and/or "schema".'
+                '"description", "schema" and/or "example".'
             )
         try:
-            declared[name] = _checked(name, options.get("description", ""), options.get("schema"))
+            declared[name] = _checked(name, options.get("description", ""), options.get("schema"),
+                                      options.get("example"))  # fmt: skip
         except InvalidEventType as exc:
             raise ConfigurationError(f"DJANGO_HOOKS['EVENT_TYPES']: {exc}") from None
     return declared

@@ -368,6 +368,8 @@ class Event(OwnedModel):
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     # Where the event sits in the pull feed; moved forward if its transaction committed late.
     feed_position = models.CharField(max_length=26, default=new_feed_position, editable=False)
+    #: Sent to one endpoint by its "send a test event": never in event lists or the feed.
+    is_test = models.BooleanField(_("test"), default=False, editable=False)
 
     class Meta:
         verbose_name = _("event")

@@ -165,7 +165,7 @@ class Feed:
         self.owner = owner
         self.types = types or []
         self.channel = owner_channel(owner)
-        self.filter = owner_q(owner) & types_q(self.types)
+        self.filter = owner_q(owner) & types_q(self.types) & Q(is_test=False)
 
     def page(self, after: str = "", limit: int = 100) -> Page:
         """Final events after ``after``, oldest first; ``next`` is the cursor to pass back."""

@@ -128,14 +128,27 @@ class StatsSerializer(serializers.Serializer):
 
 
 class TestEventSerializer(serializers.Serializer):
-    event_type = serializers.CharField(required=False, max_length=255)
-    data = serializers.JSONField(required=False)
+    """A test send carries the test event type, or a declared type with its example: never data
+    of the caller's choosing, which the endpoint's secret would sign (a signing oracle)."""
+
+    event_type = serializers.CharField(
+        required=False, max_length=255,
+        help_text="TEST_EVENT_TYPE (default), or a declared event type that has an example.",
+    )  # fmt: skip
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "data" in self.initial_data:
+            raise serializers.ValidationError(
+                {"data": ["A test event carries its type's declared example, not chosen data."]}
+            )
+        return attrs
 
 
 class EventTypeSerializer(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField(allow_blank=True)
     schema = serializers.JSONField(allow_null=True)
+    example = serializers.JSONField(allow_null=True)
 
 
 class DeliverySummarySerializer(serializers.ModelSerializer):
@@ -151,7 +164,7 @@ class EventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Event
-        fields = ["id", "type", "timestamp", "data"]
+        fields = ["id", "type", "timestamp", "data", "is_test"]
 
 
 class EventDetailSerializer(EventSerializer):

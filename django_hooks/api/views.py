@@ -296,6 +296,7 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedViewSe
             )
         if self.action != "list":
             return events
+        events = events.filter(is_test=False)  # a test send is not an event of the account
         query = _query(self.request, EventFilter)
         patterns = _type_patterns(query.get("type"))
         if patterns:

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from django_hooks.conf import hooks_settings
 from django_hooks.core.payload import encode_body
-from django_hooks.exceptions import EndpointNotReceiving
+from django_hooks.exceptions import EndpointNotReceiving, InvalidEventType
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event
 from django_hooks.outbound.sweep import retry_deliveries
 
@@ -39,11 +39,11 @@ def send_test_event(
     event_type = event_type or hooks_settings.TEST_EVENT_TYPE
     validate_event_type(event_type)
     if data is None:
-        data = {"endpoint_id": endpoint.pk, "message": "A test event sent by django-hooks."}
+        data = test_data(endpoint, event_type)
     now = timezone.now()
     encode_body(event_type, now, data, max_bytes=hooks_settings.MAX_PAYLOAD_BYTES)
     with transaction.atomic():
-        event = Event(type=event_type, data=data, created_at=now)
+        event = Event(type=event_type, data=data, created_at=now, is_test=True)
         event.owner = endpoint.owner
         event.save(force_insert=True)
         Delivery.objects.create(event=event, endpoint=endpoint, next_attempt_at=now, created_at=now)
@@ -51,6 +51,22 @@ def send_test_event(
 
         transaction.on_commit(wake)
     return event
+
+
+def test_data(endpoint: Endpoint, event_type: str) -> Any:
+    """What a test send of ``event_type`` carries: the test event's message, or the declared
+    type's example; ``InvalidEventType`` for any other type."""
+    from django_hooks.event_types import declared_event_types
+
+    if event_type == hooks_settings.TEST_EVENT_TYPE:
+        return {"endpoint_id": endpoint.pk, "message": "A test event sent by django-hooks."}
+    declared = declared_event_types().get(event_type)
+    if declared is None or declared.example is None:
+        raise InvalidEventType(
+            f"A test event is {hooks_settings.TEST_EVENT_TYPE!r} or a declared event type with an "
+            f"example; {event_type!r} has none (declare one: register_event_type(..., example=))."
+        )
+    return declared.example
 
 
 def recover_deliveries(

@@ -37,6 +37,7 @@ def test_declared_types_are_listed_with_their_schema(as_alice, order_paid):
         "name": "order.paid",
         "description": "An order was paid.",
         "schema": ORDER_SCHEMA,
+        "example": None,
     }
     assert listed[0]["schema"] is None
 

@@ -74,3 +74,35 @@ def test_a_tenant_cannot_undo_an_operators_disable_but_can_a_failing_one(as_alic
     assert again.status_code == 200, again.content
     endpoint.refresh_from_db()
     assert endpoint.disabled_at is None and endpoint.disabled_by == ""
+
+
+@override_settings(DJANGO_HOOKS=SETTINGS)
+def test_the_test_action_is_no_signing_oracle(as_alice):
+    """The endpoint's secret signs only the test event or a declared type's example, and test
+    sends never show as the account's events (list or feed)."""
+    import django_hooks
+    from django_hooks.event_types import unregister_event_type
+    from django_hooks.models import Event
+
+    pk = as_alice.post(API + "endpoints/", {"url": "http://127.0.0.1:9/"}, format="json").json()[
+        "id"
+    ]
+    test = API + f"endpoints/{pk}/test/"
+    chosen = as_alice.post(test, {"event_type": "payout.sent", "data": {"to": "me"}}, format="json")
+    assert chosen.status_code == 400 and "data" in chosen.json()
+    undeclared = as_alice.post(test, {"event_type": "payout.sent"}, format="json")
+    assert undeclared.status_code == 400
+    assert "example" in str(undeclared.json())
+
+    django_hooks.register_event_type("order.paid", "An order was paid.", example={"id": 1})
+    try:
+        sent = as_alice.post(test, {"event_type": "order.paid"}, format="json")
+    finally:
+        unregister_event_type("order.paid")
+    assert sent.status_code == 202, sent.content
+    assert sent.json()["data"] == {"id": 1} and sent.json()["is_test"] is True
+    assert as_alice.post(test, {}, format="json").status_code == 202
+    assert Event.objects.filter(is_test=True).count() == 2
+
+    assert as_alice.get(API + "events/").json()["results"] == []
+    assert as_alice.get(API + "events/feed/", {"wait": 0}).json()["data"] == []
