@@ -10,6 +10,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 import django_hooks
+from django_hooks.event_types import unregister_event_type
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, InboundWebhook
 from django_hooks.outbound.operations import (
     Latency,
@@ -53,9 +54,15 @@ def test_hooks_send_test_sends_a_signed_test_event(receiver, redis):
     drain()
     (request,) = receiver.requests
     assert Webhook(endpoint.secret).verify(request.body, request.headers)["type"] == "webhook.test"
-    run("hooks_send_test", str(endpoint.pk), "--type", "ping.check")
+    with pytest.raises(CommandError, match="declared event type with an example"):
+        run("hooks_send_test", str(endpoint.pk), "--type", "ping.check")
+    django_hooks.register_event_type("ping.check", "A ping.", example={"ping": True})
+    try:
+        run("hooks_send_test", str(endpoint.pk), "--type", "ping.check")
+    finally:
+        unregister_event_type("ping.check")
     drain()
-    assert Event.objects.filter(type="ping.check").exists()
+    assert Event.objects.get(type="ping.check").data == {"ping": True}
 
 
 def test_hooks_send_test_names_what_is_wrong():
