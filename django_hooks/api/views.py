@@ -54,9 +54,14 @@ class NewestFirst(CursorPagination):
     def decode_cursor(self, request: Request) -> Any:
         # A bad cursor is bad input (400), not a missing page (DRF's 404).
         try:
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
         except NotFound:
             raise self.invalid_cursor() from None
+        position = cursor.position if cursor is not None else None
+        # Ids are short and printable; a NUL would even fail the query on PostgreSQL.
+        if position is not None and (len(position) > 64 or not position.isprintable()):
+            raise self.invalid_cursor()
+        return cursor
 
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
         # A cursor that decodes but whose position is no id of these rows (a tampered one)
