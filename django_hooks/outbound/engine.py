@@ -70,10 +70,6 @@ def request_stop() -> None:
     _stopping.set()
 
 
-def stop_requested() -> bool:
-    return _stopping.is_set()
-
-
 def thread_pool(size: int) -> ThreadPoolExecutor:
     """The process's attempt threads, kept across jobs (a forked child makes its own)."""
     global _pool

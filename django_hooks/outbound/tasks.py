@@ -50,6 +50,7 @@ def reset() -> None:
     _local.queue = None
     with _spare_lock:
         _spare.clear()
+        _scripts.clear()
 
 
 def wake_marker(queue: Queue) -> str:
@@ -96,25 +97,26 @@ _scripts: dict[int, Any] = {}
 # one that was used is gone, so no job id is ever enqueued twice. (Its job's ``enqueued_at``
 # is when it was prepared: RQ only displays it.)
 _spare_lock = threading.Lock()
-_spare: dict[tuple[int, str, tuple[tuple[str, object], ...]], list[list[tuple[Any, ...]]]] = {}
+SpareKey = tuple[int, str, tuple[tuple[str, object], ...]]  # connection, queue, job options
+_spare: dict[SpareKey, list[list[tuple[Any, ...]]]] = {}
 SPARES_KEPT = 8
 
 
-def _spare_key(queue: Queue) -> tuple[int, str, tuple[tuple[str, object], ...]]:
+def _spare_key(queue: Queue) -> SpareKey:
     return (id(queue.connection), queue.name, tuple(sorted(_job_options().items())))
 
 
-def _take_enqueue(queue: Queue) -> list[tuple[Any, ...]]:
+def _take_enqueue(queue: Queue, key: SpareKey) -> list[tuple[Any, ...]]:
     with _spare_lock:
-        spares = _spare.get(_spare_key(queue))
+        spares = _spare.get(key)
         if spares:
             return spares.pop()
     return _enqueue_commands(queue)
 
 
-def _give_back(queue: Queue, commands: list[tuple[Any, ...]]) -> None:
+def _give_back(key: SpareKey, commands: list[tuple[Any, ...]]) -> None:
     with _spare_lock:
-        spares = _spare.setdefault(_spare_key(queue), [])
+        spares = _spare.setdefault(key, [])
         if len(spares) < SPARES_KEPT:
             spares.append(commands)
 
@@ -149,7 +151,8 @@ def notify(*, wake: bool = True, publish: Mapping[str, str] | None = None) -> bo
             if wake:
                 queue.enqueue(drain, **_job_options())  # type: ignore[arg-type]
             return True
-        commands = _take_enqueue(queue) if wake else []
+        key = _spare_key(queue)
+        commands = _take_enqueue(queue, key) if wake else []
         args: list[Any] = [WAKE_MARKER_TTL, len(commands)]
         for command in commands:
             args += [len(command), *command]
@@ -161,7 +164,7 @@ def notify(*, wake: bool = True, publish: Mapping[str, str] | None = None) -> bo
                 _NOTIFY_SCRIPT
             )
         if not script(keys=[wake_marker(queue)] if wake else [], args=args) and commands:
-            _give_back(queue, commands)  # a drain was waiting: this enqueue was not used
+            _give_back(key, commands)  # a drain was waiting: this enqueue was not used
     except Exception:
         reset()
         logger.warning(
