@@ -7,7 +7,8 @@ transactions recorded them, and a job that Redis loses is re-created by ``hooks_
 
 The request path only *wakes* a drain: one ``SET NX`` on a marker key says whether a drain job
 is already waiting on the queue; only if none is does it enqueue one. A drain deletes the marker
-as it starts, so a commit that lands while it runs wakes another (no wake-up is ever lost).
+as it starts, so a commit that lands while it runs wakes another (no wake-up is ever lost); a
+marker left by a worker that died before clearing it is ignored once the queue is empty.
 """
 
 from __future__ import annotations
@@ -69,9 +70,15 @@ def _job_options() -> dict[str, object]:
 _NOTIFY_SCRIPT = """
 local i, woke = 3, 0
 local commands = tonumber(ARGV[2])
-local wanted = #KEYS == 1
-if wanted and redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  woke = 1
+if #KEYS == 2 then
+  if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+    woke = 1
+  elseif redis.call('LLEN', KEYS[2]) == 0 then
+    -- The marker says a drain waits, yet nothing does: a worker took the job and died (or
+    -- has yet to clear the marker). Enqueue anyway; a spare drain finds nothing and ends.
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+    woke = 1
+  end
 end
 for _ = 1, commands do
   local count = tonumber(ARGV[i])
@@ -163,7 +170,8 @@ def notify(*, wake: bool = True, publish: Mapping[str, str] | None = None) -> bo
             script = _scripts[id(queue.connection)] = queue.connection.register_script(
                 _NOTIFY_SCRIPT
             )
-        if not script(keys=[wake_marker(queue)] if wake else [], args=args) and commands:
+        keys = [wake_marker(queue), queue.key] if wake else []
+        if not script(keys=keys, args=args) and commands:
             _give_back(key, commands)  # a drain was waiting: this enqueue was not used
     except Exception:
         reset()

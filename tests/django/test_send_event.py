@@ -1,9 +1,11 @@
+import datetime as dt
 import decimal
 
 import pytest
 from django.db import connection, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 import django_hooks
 from django_hooks.exceptions import InvalidEventType, PayloadError
@@ -150,6 +152,28 @@ def test_commits_wake_one_drain_instead_of_enqueueing_a_job_each(redis):
         django_hooks.send_event("order.paid", {"n": "while draining"})
         assert get_queue().count == 2
     assert Delivery.objects.count() == 5 * 45
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_marker_left_by_a_worker_that_died_before_clearing_it_does_not_block_wake_ups(redis):
+    """A worker took the drain job and was killed before the job cleared the marker: the marker
+    says a drain waits, yet the queue is empty. The next commit (or sweep) enqueues one anyway."""
+    from django_hooks.outbound.sweep import sweep
+    from django_hooks.outbound.tasks import get_queue, wake_marker
+
+    Endpoint.objects.create(url="http://127.0.0.1:9/hook")
+    with override_settings(DJANGO_HOOKS={"ALLOWED_NETWORKS": ["127.0.0.0/8"]}):
+        queue = get_queue()
+        django_hooks.send_event("order.paid", {"n": 1})
+        assert queue.count == 1
+        queue.empty()  # taken by a worker that then died; the marker stays for its TTL
+        assert redis.exists(wake_marker(queue))
+        django_hooks.send_event("order.paid", {"n": 2})
+        assert queue.count == 1
+        queue.empty()
+        Delivery.objects.update(next_attempt_at=timezone.now() - dt.timedelta(minutes=5))
+        assert sweep() == 2
+        assert queue.count == 1
 
 
 class RoundTrips:
