@@ -11,20 +11,15 @@ class DjangoHooksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Imported here, as Django asks: these modules import models, which need the registry.
         from django_hooks import checks  # noqa: F401  (registers the system checks)
         from django_hooks.conf import reload_hooks_settings
+        from django_hooks.outbound import feed
         from django_hooks.outbound.dispatch import connect_model_events_setting
         from django_hooks.outbound.operational import connect_operational_events
 
         setting_changed.connect(reload_hooks_settings, dispatch_uid="django_hooks.settings")
         connect_model_events_setting()
-
-        # The pull feed checks each event's position when its transaction commits.
-        from django.db.models.signals import post_save
-
-        from django_hooks.api.feed import on_event_saved
-
-        post_save.connect(
-            on_event_saved, sender="django_hooks.Event", dispatch_uid="django_hooks.feed"
-        )
         connect_operational_events()
+        if feed.feed_enabled():
+            feed.connect()

@@ -5,6 +5,7 @@
 
 Values are read on first access and cached; ``override_settings(DJANGO_HOOKS=...)`` and any other
 ``setting_changed`` for ``DJANGO_HOOKS`` clears the cache. Unknown keys are an error.
+Nothing here imports the rest of the package: this module is the bottom layer.
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ DEFAULTS: dict[str, Any] = {
     # Receivers configured in settings, served at hooks/in/<source>/ by django_hooks.inbound.urls:
     # {"github": {"provider": "github", "secret": "...", "handler": "app.hooks.on_github"}}.
     "INBOUND": {},
+    # Queue and retry schedule of inbound handlers run with run_async=True (None: QUEUE and
+    # RETRY_SCHEDULE, as deliveries).
+    "INBOUND_QUEUE": None,
+    "INBOUND_RETRY_SCHEDULE": None,
     # Largest inbound body accepted, in bytes (413 above it).
     "INBOUND_MAX_BODY_BYTES": 1024 * 1024,
     # Seconds stored calls and finished events are kept before hooks_prune deletes them
@@ -72,7 +77,11 @@ DEFAULTS: dict[str, Any] = {
     "STRICT_EVENT_TYPES": False,
     # REST API: dotted path to callable(request) -> owner or None (None: the request is refused).
     "API_OWNER": "django_hooks.api.permissions.authenticated_user",
-    # Event feed: seconds an event waits before the feed serves it (see django_hooks.api.feed).
+    # The REST API's event feed (events/feed/, events/stream/): "auto" keeps its positions
+    # exact and wakes its readers when rest_framework is installed; False saves every commit
+    # that work on sites that never read it.
+    "FEED": "auto",
+    # Event feed: seconds an event waits before the feed serves it (see django_hooks.feed).
     "FEED_LAG": 0.5,
     # Server-sent events: seconds between heartbeat comments, and how long one stream lasts.
     "FEED_HEARTBEAT": 15,
@@ -127,13 +136,7 @@ hooks_settings = HooksSettings(DEFAULTS)
 
 
 def reload_hooks_settings(*, setting: str, **kwargs: Any) -> None:
-    """``setting_changed`` receiver (connected in ``apps.ready``)."""
-    if setting in ("DJANGO_HOOKS", "SECRET_KEY", "SECRET_KEY_FALLBACKS"):
+    """``setting_changed`` receiver (connected in ``apps.ready``). Caches built from settings
+    (encryption keys, queues) are keyed on what they read, so only this object resets."""
+    if setting == "DJANGO_HOOKS":
         hooks_settings.reload()
-        from django_hooks import encryption
-
-        encryption.reset()
-    if setting in ("DJANGO_HOOKS", "RQ_QUEUES"):
-        from django_hooks.outbound import tasks
-
-        tasks.reset()

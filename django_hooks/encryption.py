@@ -29,12 +29,22 @@ def derive_key(secret_key: str) -> bytes:
 
 def configured_keys() -> list[bytes]:
     """The keys in use, newest first; raises ``ConfigurationError`` naming a bad entry."""
+    return list(_keys(*_key_settings()))
+
+
+def _key_settings() -> tuple[object, tuple[str, ...]]:
     keys = hooks_settings.ENCRYPTION_KEYS
-    if isinstance(keys, str | bytes):
+    secret_keys = (settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", []))
+    return (tuple(keys) if isinstance(keys, list | tuple) else "not a list"), secret_keys
+
+
+@functools.lru_cache(maxsize=8)
+def _keys(keys: object, secret_keys: tuple[str, ...]) -> tuple[bytes, ...]:
+    # Cached on the settings it reads, so that a settings change needs no reset.
+    if not isinstance(keys, tuple):
         raise ConfigurationError("DJANGO_HOOKS['ENCRYPTION_KEYS'] must be a list of Fernet keys.")
     if not keys:
-        secret_keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-        return [derive_key(key) for key in secret_keys if key]
+        return tuple(derive_key(key) for key in secret_keys if key)
     result = []
     for position, key in enumerate(keys):
         raw = key.encode() if isinstance(key, str) else key
@@ -46,27 +56,25 @@ def configured_keys() -> list[bytes]:
                 "(32 url-safe base64-encoded bytes; make one with Fernet.generate_key())."
             ) from None
         result.append(raw)
-    return result
+    return tuple(result)
 
 
-@functools.cache
-def _fernet() -> MultiFernet:
-    keys = configured_keys()
+@functools.lru_cache(maxsize=8)
+def _ciphers(keys: tuple[bytes, ...]) -> tuple[MultiFernet, Fernet]:
     if not keys:
         raise ConfigurationError(
             "No encryption key: set SECRET_KEY or DJANGO_HOOKS['ENCRYPTION_KEYS']."
         )
-    return MultiFernet([Fernet(key) for key in keys])
+    fernets = [Fernet(key) for key in keys]
+    return MultiFernet(fernets), fernets[0]
 
 
-@functools.cache
+def _fernet() -> MultiFernet:
+    return _ciphers(_keys(*_key_settings()))[0]
+
+
 def _newest() -> Fernet:
-    return Fernet(configured_keys()[0])
-
-
-def reset() -> None:
-    _fernet.cache_clear()
-    _newest.cache_clear()
+    return _ciphers(_keys(*_key_settings()))[1]
 
 
 def encrypt(plaintext: str) -> str:

@@ -1,4 +1,9 @@
-"""The event type catalogue: what a site sends, described for its customers.
+"""Event types: their grammar, how subscriptions match them, and the catalogue of what a site
+sends, described for its customers.
+
+A type is dot-separated words (``order.paid``); an endpoint subscribes to types, ``prefix.*``
+patterns (every type under ``prefix``) or ``*`` (everything). This module is the one place that
+knows it: the models, ``send_event``, the API's filters and the feed all ask here.
 
     import django_hooks
     django_hooks.register_event_type("order.paid", "An order was paid.", schema={...})
@@ -11,10 +16,90 @@ them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import Q
+
+from django_hooks.conf import hooks_settings
 from django_hooks.exceptions import ConfigurationError, InvalidEventType
+
+__all__ = ["EventType", "declared_event_types", "register_event_type", "unregister_event_type"]
+
+MAX_LENGTH = 255
+_WORDS = r"[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*"
+EVENT_TYPE_RE = re.compile(rf"^{_WORDS}$")
+PATTERN_RE = re.compile(rf"^(\*|{_WORDS}(\.\*)?)$")
+_PATTERN_EXAMPLE = 'such as "order.paid", a pattern such as "order.*", or "*" for every event'
+
+
+# -- the grammar ---------------------------------------------------------------------------------
+
+
+def validate_event_type(event_type: Any) -> None:
+    """Raise ``InvalidEventType`` unless ``event_type`` is a valid type name."""
+    if not isinstance(event_type, str) or not EVENT_TYPE_RE.match(event_type):
+        raise InvalidEventType(
+            f"{event_type!r} is not a valid event type: use dot-separated words of letters, "
+            'digits, "_", "-" and ":", such as "order.paid".'
+        )
+    if len(event_type) > MAX_LENGTH:
+        raise InvalidEventType(f"event types are at most {MAX_LENGTH} characters")
+
+
+def is_pattern(value: Any) -> bool:
+    """Whether ``value`` is something one can subscribe to: a type, ``prefix.*`` or ``*``."""
+    return isinstance(value, str) and len(value) <= MAX_LENGTH and bool(PATTERN_RE.match(value))
+
+
+def pattern_problems(patterns: Any) -> list[str]:
+    """What is wrong with a list of subscription patterns, naming each bad entry."""
+    if not isinstance(patterns, list):
+        return [f"Must be a list of event types {_PATTERN_EXAMPLE}; "
+                f"got {type(patterns).__name__}."]  # fmt: skip
+    problems = []
+    for entry in patterns:
+        if not isinstance(entry, str):
+            problems.append(f"{entry!r} is not an event type: entries are strings "
+                            f"{_PATTERN_EXAMPLE}.")  # fmt: skip
+        elif not is_pattern(entry):
+            problems.append(f"{entry!r} is not an event type or pattern: use names "
+                            f"{_PATTERN_EXAMPLE}.")  # fmt: skip
+    return problems
+
+
+# -- matching ------------------------------------------------------------------------------------
+
+
+def patterns_matching(event_type: str) -> list[str]:
+    """The subscriptions that match ``event_type`` other than ``*``: itself and each
+    ``prefix.*`` above it (what the delivery insert looks up)."""
+    parts = event_type.split(".")
+    return [event_type] + [".".join(parts[:i]) + ".*" for i in range(1, len(parts))]
+
+
+def matches(pattern: str, event_type: str) -> bool:
+    """Whether a subscription ``pattern`` matches ``event_type``."""
+    if pattern == "*" or pattern == event_type:
+        return True
+    return pattern.endswith(".*") and event_type.startswith(pattern[:-1])
+
+
+def types_q(patterns: list[str], field: str = "type") -> Q:
+    """Rows whose ``field`` matches any of ``patterns`` (none, or ``*``: every row)."""
+    if not patterns or "*" in patterns:
+        return Q()
+    q = Q()
+    for pattern in patterns:
+        if pattern.endswith(".*"):
+            q |= Q(**{f"{field}__startswith": pattern[:-1]})
+        else:
+            q |= Q(**{field: pattern})
+    return q
+
+
+# -- the catalogue -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -32,8 +117,6 @@ _registry: dict[str, EventType] = {}
 
 
 def _checked(name: Any, description: Any, schema: Any, example: Any = None) -> EventType:
-    from django_hooks.outbound.dispatch import validate_event_type
-
     validate_event_type(name)
     if not isinstance(description, str):
         raise InvalidEventType(f"The description of {name!r} must be a string.")
@@ -57,8 +140,6 @@ def unregister_event_type(name: str) -> None:
 
 
 def _from_setting() -> dict[str, EventType]:
-    from django_hooks.conf import hooks_settings
-
     value = hooks_settings.EVENT_TYPES or {}
     if isinstance(value, list | tuple):
         value = {name: {} for name in value}
@@ -83,8 +164,6 @@ def _from_setting() -> dict[str, EventType]:
 
 def declared_event_types() -> dict[str, EventType]:
     """Every declared type by name, sorted: the setting's, then registered ones over them."""
-    from django_hooks.conf import hooks_settings
-
     declared = _from_setting()
     declared.update(_registry)
     test_type = hooks_settings.TEST_EVENT_TYPE
@@ -95,8 +174,6 @@ def declared_event_types() -> dict[str, EventType]:
 
 def check_declared(event_type: str) -> None:
     """Raise ``InvalidEventType`` if ``STRICT_EVENT_TYPES`` is on and the type is undeclared."""
-    from django_hooks.conf import hooks_settings
-
     if hooks_settings.STRICT_EVENT_TYPES and event_type not in declared_event_types():
         raise InvalidEventType(
             f"{event_type!r} is not a declared event type (STRICT_EVENT_TYPES is on): declare it "
@@ -106,16 +183,7 @@ def check_declared(event_type: str) -> None:
 
 def undeclared_subscriptions(patterns: list[str]) -> list[str]:
     """The subscription patterns that match no declared type, when ``STRICT_EVENT_TYPES`` is on."""
-    from django_hooks.conf import hooks_settings
-
     if not hooks_settings.STRICT_EVENT_TYPES:
         return []
     names = list(declared_event_types())
-    unmatched = []
-    for pattern in patterns:
-        if pattern == "*" or pattern in names:
-            continue
-        if pattern.endswith(".*") and any(n.startswith(pattern[:-1]) for n in names):
-            continue
-        unmatched.append(pattern)
-    return unmatched
+    return [pattern for pattern in patterns if not any(matches(pattern, n) for n in names)]

@@ -22,6 +22,7 @@ __all__ = [
     "DecryptionError",
     "EndpointNotReceiving",
     "EndpointValidationError",
+    "HandlerNotFound",
     "HooksError",
     "InvalidEventType",
     "InvalidSecret",
@@ -31,6 +32,7 @@ __all__ = [
     "MissingDependency",
     "MissingHeader",
     "PayloadError",
+    "QueueUnavailable",
     "SignatureMismatch",
     "TimestampOutOfTolerance",
     "UnsafeURL",
@@ -62,3 +64,20 @@ class EndpointValidationError(HooksError, ValidationError):
 
 class EndpointNotReceiving(HooksError):
     """The endpoint is inactive or disabled, so nothing can be sent to it until it is enabled."""
+
+
+class QueueUnavailable(HooksError, ConnectionError):
+    """The queue's Redis could not be reached, so nothing was enqueued; the work waits in the
+    database until ``hooks_sweep`` (or ``hooks_worker``'s sweep) enqueues it."""
+
+    def __init__(self, queue: str, cause: BaseException | None = None) -> None:
+        reason = f": {type(cause).__name__}: {cause}" if cause is not None else ""
+        super().__init__(
+            f"could not reach the queue's Redis (queue {queue!r}{reason}); nothing was enqueued"
+        )
+        self.queue = queue
+
+
+class HandlerNotFound(HooksError, LookupError):
+    """A stored inbound call's handler cannot be found in this worker (code changed since it
+    started, or the view was renamed or removed); the call is retried on the schedule."""

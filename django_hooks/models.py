@@ -22,12 +22,12 @@ from django_hooks.core.errors import InvalidSecret, UnsafeURL
 from django_hooks.core.ids import new_id
 from django_hooks.core.payload import PayloadEncoder
 from django_hooks.core.urlguard import BlockedAddress, PrivateHostName
+from django_hooks.event_types import pattern_problems, patterns_matching, undeclared_subscriptions
 from django_hooks.exceptions import EndpointValidationError
+from django_hooks.internal.urlguard import url_guard
 
 INBOUND_LEASE = 300  # seconds a handler run may take before its call may be run again
 
-EVENT_TYPE_RE = re.compile(r"^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$")
-SUBSCRIPTION_RE = re.compile(r"^(\*|[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*(\.\*)?)$")
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # Headers the sender owns: a custom header may not replace them.
 RESERVED_HEADERS = frozenset(
@@ -50,12 +50,6 @@ def new_event_id() -> str:
 def new_feed_position() -> str:
     """A time-sortable position in the event feed (see ``django_hooks.api.feed``)."""
     return new_id("")
-
-
-def subscription_patterns(event_type: str) -> list[str]:
-    """The subscriptions that match ``event_type``: itself and each ``prefix.*`` above it."""
-    parts = event_type.split(".")
-    return [event_type] + [".".join(parts[:i]) + ".*" for i in range(1, len(parts))]
 
 
 def owner_q(owner: models.Model | None, prefix: str = "") -> Q:
@@ -118,7 +112,7 @@ class EndpointQuerySet(models.QuerySet["Endpoint"]):
 
     def subscribed_to(self, event_type: str) -> EndpointQuerySet:
         subscribed = Q(event_types_match="")
-        for pattern in subscription_patterns(event_type):
+        for pattern in patterns_matching(event_type):
             subscribed |= Q(event_types_match__contains=f"|{pattern}|")
         return self.filter(subscribed)
 
@@ -257,17 +251,13 @@ class Endpoint(OwnedModel):
         if len(self.url or "") > 2048:
             errors["url"] = ["URLs are at most 2048 characters."]
         elif self.url != getattr(self, "_validated_url", None):
-            from django_hooks.outbound.client import url_guard
-
             try:
                 url_guard().validate(self.url or "", resolve=resolve)
             except UnsafeURL as exc:
                 errors["url"] = [url_refusal(exc)]
-        if type_errors := subscription_problems(self.event_types):
+        if type_errors := pattern_problems(self.event_types):
             errors["event_types"] = type_errors
         elif self.event_types:
-            from django_hooks.event_types import undeclared_subscriptions
-
             undeclared = undeclared_subscriptions(self.event_types)
             if undeclared:
                 errors["event_types"] = [
@@ -316,20 +306,6 @@ def url_refusal(exc: UnsafeURL) -> str:
         'DJANGO_HOOKS["ALLOWED_NETWORKS"] (e.g. "127.0.0.0/8" for this machine); in production '
         "leave ALLOWED_NETWORKS empty, so that no endpoint can reach your internal network."
     )
-
-
-def subscription_problems(event_types: Any) -> list[str]:
-    """What is wrong with an endpoint's ``event_types``, naming each bad entry."""
-    example = 'such as "order.paid", a pattern such as "order.*", or "*" for every event'
-    if not isinstance(event_types, list):
-        return [f"Must be a list of event types {example}; got {type(event_types).__name__}."]
-    problems = []
-    for entry in event_types:
-        if not isinstance(entry, str):
-            problems.append(f"{entry!r} is not an event type: entries are strings {example}.")
-        elif not SUBSCRIPTION_RE.match(entry):
-            problems.append(f"{entry!r} is not an event type or pattern: use names {example}.")
-    return problems
 
 
 def header_problems(headers: Any) -> list[str]:
@@ -491,12 +467,6 @@ class InboundWebhookQuerySet(models.QuerySet["InboundWebhook"]):
         return self.claimable(now).update(
             status=InboundWebhook.Status.RECEIVED, locked_until=lease, attempts=F("attempts") + 1
         )
-
-    def reprocess(self) -> int:
-        """Run these stored calls' handlers again, on the queue; return how many."""
-        from django_hooks.inbound.tasks import reprocess
-
-        return reprocess(self)
 
 
 class InboundWebhook(models.Model):

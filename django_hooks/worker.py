@@ -51,7 +51,7 @@ class Sweeper(threading.Thread):
     def run(self) -> None:
         from django.db import connections
 
-        from django_hooks.inbound.tasks import sweep_calls
+        from django_hooks.inbound.queue import sweep_calls
         from django_hooks.outbound.sweep import sweep
 
         while not self.stopped.wait(self.every):

@@ -14,9 +14,6 @@ def redis_url():
     with local_redis() as url:
         previous = settings.RQ_QUEUES["default"]["URL"]
         settings.RQ_QUEUES["default"]["URL"] = url
-        from django_hooks.outbound import tasks
-
-        tasks.reset()
         yield url
         settings.RQ_QUEUES["default"]["URL"] = previous
 

@@ -17,6 +17,8 @@ from django_hooks.admin.common import (
     pretty_json,
     status_badge,
 )
+from django_hooks.exceptions import QueueUnavailable
+from django_hooks.inbound.queue import reprocess
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, InboundWebhook
 from django_hooks.outbound.sweep import cancel_deliveries, retry_deliveries
 
@@ -340,5 +342,10 @@ class InboundWebhookAdmin(admin.ModelAdmin):
 
     @admin.action(description="Run the handler again", permissions=["change"])
     def reprocess(self, request: HttpRequest, queryset: QuerySet[InboundWebhook]) -> None:
-        count = queryset.reprocess()  # type: ignore[attr-defined]
+        try:
+            count = reprocess(queryset)
+        except QueueUnavailable as exc:
+            self.message_user(request, f"{exc}. The calls run once the sweep reaches Redis.",
+                              messages.ERROR)  # fmt: skip
+            return
         self.message_user(request, f"{count} inbound webhooks queued again.", messages.SUCCESS)

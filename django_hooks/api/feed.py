@@ -1,5 +1,8 @@
 """The event feed: the events an owner's endpoints would receive, read by cursor instead.
 
+This module reads and waits; ``django_hooks.outbound.feed`` gives events their final position
+as their transactions commit and wakes waiting readers.
+
 Ordering and completeness. Every event has a ``feed_position``: a time-sortable string made when
 the event is created, so the feed orders events by when they happened. Positions are made before
 their transaction commits, and transactions commit in any order, so a consumer that had read up
@@ -36,14 +39,18 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import models, router
+from django.db import models
 from django.db.models import Q
 
 from django_hooks.conf import hooks_settings
-from django_hooks.core import ids
-from django_hooks.core.ids import first_id_at, id_timestamp, new_id
+from django_hooks.core.ids import id_timestamp
 from django_hooks.core.payload import PayloadEncoder
+from django_hooks.event_types import types_q
 from django_hooks.models import Event, owner_q
+from django_hooks.outbound.feed import clock, horizon, lag, owner_channel
+from django_hooks.outbound.tasks import get_queue
+
+__all__ = ["Feed", "InvalidCursor", "Page"]
 
 logger = logging.getLogger("django_hooks")
 
@@ -51,73 +58,10 @@ CURSOR_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 MAX_WAIT = 30  # seconds a long poll may wait
 MAX_LIMIT = 500
 RECHECK = 10.0  # seconds between safety-net queries while waiting
-CHANNEL_PREFIX = "django_hooks:feed:"
-
-
-def clock() -> float:
-    return ids.clock()
-
-
-def lag() -> float:
-    return float(hooks_settings.FEED_LAG)
-
-
-def horizon() -> str:
-    """Positions below this are final: no transaction can still add an event under it."""
-    return first_id_at(clock() - lag())
-
-
-def channel_for(content_type_id: int | None, owner_id: str | None) -> str:
-    return f"{CHANNEL_PREFIX}{content_type_id or ''}:{owner_id or ''}"
-
-
-def owner_channel(owner: models.Model | None) -> str:
-    if owner is None:
-        return channel_for(None, None)
-    from django.contrib.contenttypes.models import ContentType
-
-    return channel_for(ContentType.objects.get_for_model(owner).pk, str(owner.pk))
 
 
 def _redis() -> Any:
-    from django_hooks.outbound.tasks import get_queue
-
     return get_queue().connection
-
-
-# -- writing: the commit hook --------------------------------------------------------------------
-
-
-def on_event_saved(sender: Any, instance: Event, created: bool, raw: bool = False,
-                   using: str | None = None, **kwargs: Any) -> None:  # fmt: skip
-    """``post_save`` receiver: check the transaction's new events once it commits."""
-    if not created or raw:
-        return
-    from django_hooks.outbound.tasks import publish_on_commit
-
-    channel = channel_for(instance.owner_content_type_id, instance.owner_id)
-    publish_on_commit(events_committed, [(instance.pk, instance.feed_position, channel)],
-                      using=using or router.db_for_write(Event))  # fmt: skip
-
-
-def events_committed(events: list[tuple[str, str, str]], using: str) -> dict[str, str]:
-    """Move late-committed events above every horizon served so far; return the position to
-    publish on each channel, so waiting readers wake (``tasks.notify`` publishes them in the
-    same Redis round trip as the transaction's wake-up).
-
-    ``events`` are one transaction's (pk, position, channel): one UPDATE for all the late ones
-    and one position per channel, whatever the number of events.
-    """
-    now = clock()
-    late = [Event(pk=pk, feed_position=new_id("", now=now))
-            for pk, position, _ in events if now - id_timestamp(position) > lag() / 2]  # fmt: skip
-    if late:
-        Event.objects.using(using).bulk_update(late, ["feed_position"], batch_size=500)
-    moved = {event.pk: event.feed_position for event in late}
-    latest: dict[str, str] = {}
-    for pk, position, channel in events:
-        latest[channel] = max(latest.get(channel, ""), moved.get(pk, position))
-    return latest
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -132,19 +76,6 @@ class Page:
     events: list[Event]
     next: str
     has_more: bool
-
-
-def types_q(types: list[str]) -> Q:
-    """Events whose type matches any of ``types`` (exact, ``prefix.*`` or ``*``)."""
-    if not types or "*" in types:
-        return Q()
-    q = Q()
-    for pattern in types:
-        if pattern.endswith(".*"):
-            q |= Q(type__startswith=pattern[:-1])
-        else:
-            q |= Q(type=pattern)
-    return q
 
 
 def check_cursor(after: str | None) -> str:

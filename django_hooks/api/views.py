@@ -36,9 +36,9 @@ from django_hooks.api.schema import (
     view_schema,
 )
 from django_hooks.core.errors import PayloadError
-from django_hooks.event_types import check_declared, declared_event_types
+from django_hooks.event_types import check_declared, declared_event_types, is_pattern, types_q
 from django_hooks.exceptions import EndpointNotReceiving, InvalidEventType
-from django_hooks.models import SUBSCRIPTION_RE, Delivery, Endpoint, Event, owner_q
+from django_hooks.models import Delivery, Endpoint, Event, owner_q
 from django_hooks.outbound.operations import delivery_counts, recover_deliveries, send_test_event
 from django_hooks.outbound.sweep import retry_deliveries
 
@@ -141,7 +141,7 @@ def _query(request: Request, serializer_class: type[serializers.Serializer]) -> 
 
 def _type_patterns(value: str | None) -> list[str]:
     patterns = [p.strip() for p in (value or "").split(",") if p.strip()]
-    bad = [p for p in patterns if not SUBSCRIPTION_RE.match(p) or len(p) > 255]
+    bad = [p for p in patterns if not is_pattern(p)]
     if bad:
         raise ValidationError(
             {"types": [f'{bad[0]!r} is not an event type or pattern such as "order.*".']}
@@ -305,8 +305,6 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedViewSe
         query = _query(self.request, EventFilter)
         patterns = _type_patterns(query.get("type"))
         if patterns:
-            from django_hooks.api.feed import types_q
-
             events = events.filter(types_q(patterns))
         if query.get("since"):
             events = events.filter(created_at__gte=query["since"])

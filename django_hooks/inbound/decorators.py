@@ -28,6 +28,7 @@ from django_hooks.conf import hooks_settings
 from django_hooks.core.errors import InvalidSecret, InvalidSignature
 from django_hooks.core.payload import contains_nul
 from django_hooks.exceptions import ConfigurationError
+from django_hooks.inbound.queue import enqueue_call
 from django_hooks.inbound.verifiers import Verified, Verifier, get_verifier
 from django_hooks.models import INBOUND_LEASE, InboundWebhook
 
@@ -39,10 +40,6 @@ DROPPED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "
 SecretSource = str | Sequence[str] | Callable[[HttpRequest], "str | Sequence[str]"]
 View = Callable[..., HttpResponse]
 
-#: handler path -> undecorated view, for the RQ job that runs stored calls later.
-HANDLERS: dict[str, View] = {}
-#: handler path -> its receiver's verifier, to parse a stored body again as the request did.
-VERIFIERS: dict[str, Verifier] = {}
 
 
 @dataclass
@@ -58,10 +55,10 @@ class WebhookCall:
     record: InboundWebhook | None
 
 
-def stored_call(record: InboundWebhook) -> WebhookCall:
-    """``request.webhook`` for a stored call run later: what the handler saw on the request."""
+def stored_call(record: InboundWebhook, verifier: Verifier | None) -> WebhookCall:
+    """``request.webhook`` for a stored call run later: what the handler saw on the request
+    (``verifier``, the receiver's, parses the stored body again where the row lacks a field)."""
     call_id, payload = record.sender_id, record.payload
-    verifier = VERIFIERS.get(record.handler)
     # A payload too odd to store (NUL), or a call stored before sender_id existed: the stored
     # body and headers give the request's view back, through the receiver's own parser.
     if verifier is not None and (payload is None or not call_id):
@@ -238,8 +235,6 @@ def webhook_receiver(
 
     def decorator(view: View) -> View:
         path = handler_path(view)
-        HANDLERS[path] = view
-        VERIFIERS[path] = verifier
 
         @csrf_exempt  # the signature replaces CSRF protection: it proves who sent the request
         # Never in Django's 500 reports: Django hides these names in every frame below this one
@@ -288,7 +283,7 @@ def webhook_receiver(
                 # A retry of a stored call: the handler sees the call as first stored, not the
                 # retry's unsigned headers (GitHub's and Shopify's event type and delivery id are
                 # outside their signature).
-                call = stored_call(record)
+                call = stored_call(record, verifier)
             else:
                 call = WebhookCall(
                     id=verified.id or (record.webhook_id if record else ""),
@@ -302,12 +297,14 @@ def webhook_receiver(
             request.webhook = call  # type: ignore[attr-defined]
             signals.webhook_received.send_robust(InboundWebhook, request=request, webhook=call)
             if run_async and record is not None:
-                from django_hooks.inbound.tasks import enqueue_call
-
                 transaction.on_commit(functools.partial(enqueue_call, record.pk))
                 return JsonResponse({"status": "accepted", "id": record.webhook_id}, status=202)
             return run_handler(view, request, record, args, kwargs, counted=retaken)
 
+        # What a worker needs to run a stored call later: it imports the view by its path
+        # (``InboundWebhook.handler``) and finds these on it.
+        receive.webhook_handler = view  # type: ignore[attr-defined]
+        receive.webhook_verifier = verifier  # type: ignore[attr-defined]
         return receive
 
     return decorator

@@ -1,10 +1,8 @@
-"""The SSRF guard and the HTTP transport, built from settings once per process."""
+"""The HTTP transport, built from settings once per process (rebuilt when they change)."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -12,12 +10,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from django_hooks.conf import hooks_settings
-from django_hooks.core.urlguard import Resolver, URLGuard
+from django_hooks.internal.urlguard import resolver, url_guard, use_resolver
 from django_hooks.outbound.transport import Transport
+
+__all__ = ["use_resolver"]  # documented in docs/testing.md; also django_hooks.testing's
 
 _lock = threading.RLock()
 _cache: dict[str, tuple[Any, Any]] = {}
-_resolver: Resolver | None = None  # None: the system resolver (getaddrinfo)
 
 
 def _cached(name: str, key: Any, build: Any) -> Any:
@@ -29,17 +28,6 @@ def _cached(name: str, key: Any, build: Any) -> Any:
             cached = (key, build())
             _cache[name] = cached
         return cached[1]
-
-
-def url_guard() -> URLGuard:
-    """The guard every endpoint URL and every connection goes through."""
-    networks = tuple(hooks_settings.ALLOWED_NETWORKS)
-    resolver, https_only = _resolver, bool(hooks_settings.HTTPS_ONLY)
-    return _cached(
-        "guard",
-        (networks, resolver, https_only),
-        lambda: URLGuard(networks, resolver, https_only=https_only),
-    )
 
 
 def configured_session() -> requests.Session | None:
@@ -74,7 +62,7 @@ def transport() -> Transport:
         hooks_settings.PROXY,
         hooks_settings.USER_AGENT,
         hooks_settings.RESPONSE_READ_LIMIT,
-        _resolver,
+        resolver(),
         bool(hooks_settings.HTTPS_ONLY),
         hooks_settings.CONCURRENCY,
         hooks_settings.SESSION,
@@ -95,28 +83,9 @@ def transport() -> Transport:
 
 
 def reset() -> None:
-    """Close the cached transport (its keep-alive connections) and forget the guard."""
+    """Close the cached transport (its keep-alive connections)."""
     with _lock:
         for _key, value in _cache.values():
             if hasattr(value, "close"):
                 value.close()
         _cache.clear()
-
-
-@contextlib.contextmanager
-def use_resolver(resolver: Resolver) -> Iterator[None]:
-    """Resolve endpoint host names with ``resolver(host, port) -> [ip, ...]`` inside the block.
-
-    For tests (fake DNS, rebinding) and for hosts that must use their own DNS; it replaces the
-    lookup only, every answer is still vetted by the guard.
-    """
-    global _resolver
-    with _lock:
-        previous, _resolver = _resolver, resolver
-        reset()
-    try:
-        yield
-    finally:
-        with _lock:
-            _resolver = previous
-            reset()

@@ -17,28 +17,12 @@ from django.utils.module_loading import import_string
 
 from django_hooks.conf import hooks_settings
 from django_hooks.core.payload import encode_body
-from django_hooks.event_types import check_declared
-from django_hooks.exceptions import ConfigurationError, InvalidEventType
-from django_hooks.models import (
-    EVENT_TYPE_RE,
-    Delivery,
-    Endpoint,
-    Event,
-    owner_q,
-    subscription_patterns,
-)
+from django_hooks.event_types import check_declared, patterns_matching, validate_event_type
+from django_hooks.exceptions import ConfigurationError
+from django_hooks.models import Delivery, Endpoint, Event, owner_q
+from django_hooks.outbound.tasks import wake_on_commit
 
 logger = logging.getLogger("django_hooks")
-
-
-def validate_event_type(event_type: Any) -> None:
-    if not isinstance(event_type, str) or not EVENT_TYPE_RE.match(event_type):
-        raise InvalidEventType(
-            f"{event_type!r} is not a valid event type: use dot-separated words of letters, "
-            'digits, "_", "-" and ":", such as "order.paid".'
-        )
-    if len(event_type) > 255:
-        raise InvalidEventType("event types are at most 255 characters")
 
 
 def send_event(
@@ -94,8 +78,6 @@ def enqueue_on_commit(ids: list[int], *, using: str) -> None:
     """Wake a drain once the current transaction commits: one wake-up per transaction, however
     many deliveries it recorded (a drain takes every due delivery, so which ones does not
     matter). A delivery rolled back with its savepoint is simply not there to take."""
-    from django_hooks.outbound.tasks import wake_on_commit
-
     wake_on_commit(using=using)
 
 
@@ -146,7 +128,7 @@ def delivery_insert(
     Django version compiled it differently, every call would simply go through the ORM.
     """
     connection = connections[db]
-    patterns = subscription_patterns(event.type)
+    patterns = patterns_matching(event.type)
     when = DateTimeField().get_db_prep_value(created_at, connection)
     owned: list[Any] = []
     if owner is not None:

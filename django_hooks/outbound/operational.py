@@ -15,6 +15,7 @@ from typing import Any
 from django_hooks import signals
 from django_hooks.conf import hooks_settings
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint
+from django_hooks.outbound.dispatch import send_event
 
 logger = logging.getLogger("django_hooks")
 
@@ -49,8 +50,6 @@ def owner_of(endpoint: Endpoint) -> tuple[bool, Any]:
 def on_endpoint_disabled(sender: Any, *, endpoint: Endpoint, reason: str, **kwargs: Any) -> None:
     if not hooks_settings.OPERATIONAL_EVENTS:
         return
-    from django_hooks.outbound.dispatch import send_event
-
     found, owner = owner_of(endpoint)
     if not found:
         return
@@ -73,8 +72,6 @@ def on_delivery_failed(
 ) -> None:
     if not hooks_settings.OPERATIONAL_EVENTS or delivery.event.type in OPERATIONAL_TYPES:
         return
-    from django_hooks.outbound.dispatch import send_event
-
     found, owner = owner_of(delivery.endpoint)
     if not found:
         return

@@ -17,9 +17,11 @@ from django.utils import timezone
 
 from django_hooks.conf import hooks_settings
 from django_hooks.core.payload import encode_body
+from django_hooks.event_types import declared_event_types, validate_event_type
 from django_hooks.exceptions import EndpointNotReceiving, InvalidEventType
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event
 from django_hooks.outbound.sweep import retry_deliveries
+from django_hooks.outbound.tasks import wake
 
 
 def send_test_event(
@@ -34,7 +36,6 @@ def send_test_event(
         raise EndpointNotReceiving(
             f"Endpoint {endpoint.pk} is {state}; enable it before sending a test event."
         )
-    from django_hooks.outbound.dispatch import validate_event_type
 
     event_type = event_type or hooks_settings.TEST_EVENT_TYPE
     validate_event_type(event_type)
@@ -47,8 +48,6 @@ def send_test_event(
         event.owner = endpoint.owner
         event.save(force_insert=True)
         Delivery.objects.create(event=event, endpoint=endpoint, next_attempt_at=now, created_at=now)
-        from django_hooks.outbound.tasks import wake
-
         transaction.on_commit(wake)
     return event
 
@@ -56,8 +55,6 @@ def send_test_event(
 def test_data(endpoint: Endpoint, event_type: str) -> Any:
     """What a test send of ``event_type`` carries: the test event's message, or the declared
     type's example; ``InvalidEventType`` for any other type."""
-    from django_hooks.event_types import declared_event_types
-
     if event_type == hooks_settings.TEST_EVENT_TYPE:
         return {"endpoint_id": endpoint.pk, "message": "A test event sent by django-hooks."}
     declared = declared_event_types().get(event_type)

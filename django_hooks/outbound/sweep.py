@@ -8,7 +8,10 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from django_hooks.conf import hooks_settings
+from django_hooks.exceptions import QueueUnavailable
 from django_hooks.models import Delivery, Endpoint
+from django_hooks.outbound.tasks import wake
 
 DEFAULT_GRACE = 60  # seconds a due delivery may wait for its own job before the sweep steps in
 
@@ -37,20 +40,16 @@ def sweep(
     """Wake a drain if deliveries are stranded; return how many are (at most ``limit``).
 
     One wake-up serves them all: a drain takes every due delivery. Redis being unreachable
-    raises ``ConnectionError``, so ``hooks_sweep`` can say that nothing was enqueued.
+    raises ``QueueUnavailable``, so ``hooks_sweep`` can say that nothing was enqueued.
     """
-    from django_hooks.outbound.tasks import wake
-
     count = len(stranded_deliveries(now=now, grace=grace).values_list("pk", flat=True)[:limit])
     if count and not wake():
-        raise ConnectionError("could not reach the queue's Redis; nothing was enqueued")
+        raise QueueUnavailable(hooks_settings.QUEUE)
     return count
 
 
 def retry_deliveries(deliveries: QuerySet[Delivery]) -> int:
     """Send failed or cancelled deliveries again from now on (attempts continue counting)."""
-    from django_hooks.outbound.tasks import wake
-
     now = timezone.now()
     with transaction.atomic():
         ids = list(
@@ -69,8 +68,6 @@ def retry_deliveries(deliveries: QuerySet[Delivery]) -> int:
 
 def enable_endpoint(endpoint: Endpoint) -> int:
     """Re-enable an endpoint and resume its pending deliveries; return how many resume."""
-    from django_hooks.outbound.tasks import wake
-
     now = timezone.now()
     with transaction.atomic():
         Endpoint.objects.filter(pk=endpoint.pk).update(

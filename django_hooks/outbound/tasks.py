@@ -20,38 +20,34 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import django_rq
-from django.db import connections
 from django.utils import timezone
 from rq import Queue
 
-from django_hooks.commit import on_commit_batch
 from django_hooks.conf import hooks_settings
+from django_hooks.internal import queue as queues
+from django_hooks.internal.commit import on_commit_batch
+from django_hooks.internal.queue import close_stale_connections
 from django_hooks.outbound import claims
 from django_hooks.outbound.engine import Drain, job_timeout
 
 logger = logging.getLogger("django_hooks")
-
-_local = threading.local()
 
 #: Seconds a "drain wanted" marker lives: past it a lost or slow job no longer blocks wake-ups.
 WAKE_MARKER_TTL = 15
 
 
 def get_queue() -> Queue:
-    """The delivery queue; one Redis connection pool per process and settings state."""
-    name = hooks_settings.QUEUE
-    cached = getattr(_local, "queue", None)
-    if cached is None or cached.name != name:
-        cached = _local.queue = django_rq.get_queue(name)
-    return cached
+    """The delivery queue (the ``QUEUE`` setting)."""
+    return queues.get_queue(hooks_settings.QUEUE)
 
 
-def reset() -> None:
-    _local.queue = None
-    with _spare_lock:
-        _spare.clear()
-        _scripts.clear()
+def _failed(queue: Queue | None) -> None:
+    """Redis failed: connect afresh next time, and drop what was prepared for this connection."""
+    if queue is not None:
+        queues.forget(queue)
+        with _spare_lock:
+            for key in [key for key in _spare if key[0] == id(queue.connection)]:
+                del _spare[key]
 
 
 def wake_marker(queue: Queue) -> str:
@@ -95,7 +91,6 @@ while i < #ARGV do
 end
 return woke
 """
-_scripts: dict[int, Any] = {}
 
 
 # Preparing RQ's enqueue commands (a Job, its pickled call, its hash) costs about as much as the
@@ -152,6 +147,7 @@ def notify(*, wake: bool = True, publish: Mapping[str, str] | None = None) -> bo
     publish = publish or {}
     if not wake and not publish:
         return True
+    queue = None
     try:
         queue = get_queue()
         if not queue._is_async:  # django-rq's "ASYNC": False runs the job inline, here
@@ -165,16 +161,15 @@ def notify(*, wake: bool = True, publish: Mapping[str, str] | None = None) -> bo
             args += [len(command), *command]
         for channel, position in publish.items():
             args += [channel, position]
-        script = _scripts.get(id(queue.connection))
+        cache = queues.derived(queue)
+        script = cache.get("notify")
         if script is None:
-            script = _scripts[id(queue.connection)] = queue.connection.register_script(
-                _NOTIFY_SCRIPT
-            )
+            script = cache["notify"] = queue.connection.register_script(_NOTIFY_SCRIPT)
         keys = [wake_marker(queue), queue.key] if wake else []
         if not script(keys=keys, args=args) and commands:
             _give_back(key, commands)  # a drain was waiting: this enqueue was not used
     except Exception:
-        reset()
+        _failed(queue)
         logger.warning(
             "Could not wake a webhook worker; pending deliveries stay pending until "
             "hooks_sweep enqueues them.",
@@ -235,6 +230,7 @@ def schedule_wake(at: dt.datetime, *, every: float = 1) -> None:
         wake()
         return
     second = math.ceil(at.timestamp() / every) * every
+    queue = None
     try:
         queue = get_queue()
         key = f"django_hooks:drain-at:{queue.name}:{second}"
@@ -242,21 +238,11 @@ def schedule_wake(at: dt.datetime, *, every: float = 1) -> None:
             when = dt.datetime.fromtimestamp(second, tz=dt.UTC)
             queue.enqueue_at(when, drain, **_job_options())  # type: ignore[arg-type]
     except Exception:
-        reset()
+        _failed(queue)
         logger.warning("Could not schedule a webhook worker; hooks_sweep will.", exc_info=True)
 
 
-def close_stale_connections() -> None:
-    """Close database connections that are broken or past ``CONN_MAX_AGE``, as Django does
-    around each request; never one inside a transaction (a test's, or a caller's)."""
-    for conn in connections.all(initialized_only=True):
-        if not conn.in_atomic_block:
-            conn.close_if_unusable_or_obsolete()
-
-
 def _run(run: Drain) -> dict[str, int]:
-    # As Django does around each request: a worker lives for weeks, and a connection the
-    # database dropped meanwhile (restart, failover, idle timeout) would fail every later job.
     close_stale_connections()
     try:
         result = run.run()

@@ -142,19 +142,12 @@ def test_a_stored_response_holds_no_secret_in_clear_and_replays_no_store(as_alic
 def test_a_stored_response_sealed_by_a_removed_key_is_refused_not_replayed(as_alice):
     from cryptography.fernet import Fernet
 
-    from django_hooks import encryption
-
     body = {"url": "http://127.0.0.1:9/hook"}
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    try:
-        with override_settings(DJANGO_HOOKS={**SETTINGS, "ENCRYPTION_KEYS": [old]}):
-            encryption.reset()
-            assert post(as_alice, "endpoints/", body, "sealed").status_code == 201
-        with override_settings(DJANGO_HOOKS={**SETTINGS, "ENCRYPTION_KEYS": [new]}):
-            encryption.reset()
-            again = post(as_alice, "endpoints/", body, "sealed")
-    finally:
-        encryption.reset()
+    with override_settings(DJANGO_HOOKS={**SETTINGS, "ENCRYPTION_KEYS": [old]}):
+        assert post(as_alice, "endpoints/", body, "sealed").status_code == 201
+    with override_settings(DJANGO_HOOKS={**SETTINGS, "ENCRYPTION_KEYS": [new]}):
+        again = post(as_alice, "endpoints/", body, "sealed")
     assert again.status_code == 409
     assert "can no longer be decrypted" in again.json()["detail"]
     assert Endpoint.objects.count() == 1

@@ -4,7 +4,6 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import override_settings
 
-from django_hooks import encryption
 from django_hooks.core.errors import HooksError
 from django_hooks.exceptions import DecryptionError, EndpointValidationError
 from django_hooks.models import Endpoint
@@ -89,4 +88,3 @@ def test_explicit_keys_encrypt_and_reencrypt_moves_secrets_to_the_newest_key():
     with override_settings(DJANGO_HOOKS={**settings, "ENCRYPTION_KEYS": [old_key.decode()]}):
         with pytest.raises(DecryptionError):
             Endpoint.objects.get(pk=endpoint.pk).secret  # noqa: B018
-    encryption.reset()

@@ -196,7 +196,7 @@ class RoundTrips:
 def test_each_commit_costs_one_redis_round_trip_wake_up_and_feed_together(redis, monkeypatch):
     """The commit that has to enqueue a drain, the commits that find one waiting, and the feed's
     notification to a listening reader: one round trip each. Nobody listening: no PUBLISH."""
-    from django_hooks.api.feed import channel_for
+    from django_hooks.outbound.feed import channel_for
     from django_hooks.outbound.tasks import get_queue, notify, wake_marker
 
     for n in range(3):

@@ -13,17 +13,14 @@ from tests.reliability.harness import RedisServer, WorkerPool
 @pytest.fixture
 def fault_redis():
     """A redis-server of this test's own (crash, restart and flush it freely), as the queue's."""
-    from django_hooks.outbound import tasks
 
     server = RedisServer()
     queue = settings.RQ_QUEUES["default"]
     previous = queue["URL"]
     # django_rq reads RQ_QUEUES once, so the URL is changed in place (as tests/conftest.py does).
     queue["URL"] = server.url
-    tasks.reset()
     yield server
     queue["URL"] = previous
-    tasks.reset()
     server.close()
 
 

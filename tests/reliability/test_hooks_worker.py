@@ -68,16 +68,13 @@ def test_its_sweep_sends_deliveries_whose_job_redis_lost(worker_pool, fast_recei
 
 
 def test_it_refuses_bad_options_and_an_unreachable_redis_with_the_fix():
-    from django_hooks.outbound import tasks
 
     with pytest.raises(CommandError, match="--sweep-every"):
         call_command("hooks_worker", "--sweep-every", "-1")
     queue = settings.RQ_QUEUES["default"]
     previous, queue["URL"] = queue["URL"], "redis://127.0.0.1:1/0"  # django_rq reads it in place
-    tasks.reset()
     try:
         with pytest.raises(CommandError, match="Could not reach the queue's Redis.*redis-server"):
             call_command("hooks_worker", "--burst")
     finally:
         queue["URL"] = previous
-        tasks.reset()

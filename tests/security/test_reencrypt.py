@@ -49,7 +49,6 @@ def old_endpoints(receiver):
             second = endpoint.rotate_secret()
             created.append((endpoint.pk, [second, first]))
     yield created
-    encryption.reset()
 
 
 def test_every_secret_moves_to_the_newest_key(old_endpoints) -> None:

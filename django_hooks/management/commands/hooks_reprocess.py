@@ -8,6 +8,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.dateparse import parse_datetime
 
+from django_hooks.exceptions import QueueUnavailable
+from django_hooks.inbound.queue import reprocess
 from django_hooks.models import InboundWebhook
 
 
@@ -37,5 +39,9 @@ class Command(BaseCommand):
             if when is None:
                 raise CommandError(f"--since {since!r} is not an ISO 8601 date-time.")
             calls = calls.filter(received_at__gte=when)
-        count = calls.reprocess()
+        try:
+            count = reprocess(calls)
+        except QueueUnavailable as exc:
+            raise CommandError(f"{exc}. The calls are marked to run again: hooks_sweep (or "
+                               "hooks_worker's sweep) queues them once Redis is back.") from None
         self.stdout.write(f"Queued {count} inbound webhooks to run again.")

@@ -9,7 +9,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_hooks.inbound.tasks import sweep_calls
+from django_hooks.exceptions import QueueUnavailable
+from django_hooks.inbound.queue import sweep_calls
 from django_hooks.outbound.sweep import DEFAULT_GRACE, sweep
 
 
@@ -42,7 +43,7 @@ class Command(BaseCommand):
             try:
                 count = sweep(grace=grace, limit=limit)
                 calls = sweep_calls(grace=grace, limit=limit)
-            except ConnectionError as exc:
+            except QueueUnavailable as exc:
                 if loop is None:
                     raise CommandError(str(exc)) from None
                 self.stderr.write(f"hooks_sweep: {exc}; trying again in {loop}s")

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_hooks.conf import hooks_settings
+from django_hooks.inbound.queue import queue_name as inbound_queue_name
 from django_hooks.worker import DEFAULT_SWEEP_EVERY, Sweeper, Worker
 
 
@@ -29,7 +30,7 @@ class Command(BaseCommand):
             "queues",
             nargs="*",
             metavar="QUEUE",
-            help="RQ queues to serve (default: the QUEUE setting).",
+            help="RQ queues to serve (default: the QUEUE and INBOUND_QUEUE settings).",
         )
         parser.add_argument(
             "--sweep-every",
@@ -50,7 +51,7 @@ class Command(BaseCommand):
 
         if sweep_every < 0:
             raise CommandError("--sweep-every must be 0 (no sweep) or a number of seconds.")
-        names = queues or [hooks_settings.QUEUE]
+        names = queues or list(dict.fromkeys([hooks_settings.QUEUE, inbound_queue_name()]))
         try:
             # django-rq annotates worker_class as the forking Worker; SimpleWorker is a sibling.
             worker = django_rq.get_worker(*names, worker_class=Worker)  # type: ignore[arg-type]

@@ -44,7 +44,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, timeout: float, **options: Any) -> None:
         with local_redis() as redis_url:
             settings.RQ_QUEUES["default"]["URL"] = redis_url
-            tasks.reset()
             tasks.get_queue().connection.flushdb()
             self.stdout.write(f"Redis: {redis_url}")
             call_command("migrate", verbosity=0)

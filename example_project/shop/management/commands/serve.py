@@ -14,7 +14,6 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from django_hooks.outbound import tasks
 from django_hooks.testing import local_redis
 from shop.example_site import (
     CUSTOMERS,
@@ -55,7 +54,6 @@ class Command(BaseCommand):
 
     def serve(self, redis_url: str, port: int, sweep_every: float, stop_signals: list[int]) -> None:
         settings.RQ_QUEUES["default"]["URL"] = redis_url
-        tasks.reset()
         call_command("migrate", verbosity=0)
         site_url = f"http://127.0.0.1:{port}"
         accounts = set_up_customers(site_url)
