@@ -45,7 +45,7 @@ from django_hooks.conf import hooks_settings  # noqa: E402
 from django_hooks.core.payload import encode_body  # noqa: E402
 from django_hooks.core.signing import Signer  # noqa: E402
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, InboundWebhook  # noqa: E402
-from django_hooks.outbound.tasks import get_queue  # noqa: E402
+from django_hooks.outbound.wakeups import get_queue  # noqa: E402
 from django_hooks.testing import free_port, wait_for_port  # noqa: E402
 
 PYTHON = sys.executable

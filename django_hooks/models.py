@@ -116,6 +116,22 @@ class EndpointQuerySet(models.QuerySet["Endpoint"]):
             subscribed |= Q(event_types_match__contains=f"|{pattern}|")
         return self.filter(subscribed)
 
+    # State changes: the only writes of ``disabled_*`` (``django_hooks.outbound.state`` adds
+    # the signals and wake-ups around them).
+
+    def disable(self, reason: str, *, by: str, now: dt.datetime) -> int:
+        """Disable those not disabled yet (``by``: "system" or "operator"); how many were."""
+        return self.filter(disabled_at__isnull=True).update(
+            disabled_at=now, disabled_reason=reason[:255], disabled_by=by, updated_at=now
+        )
+
+    def enable(self, *, now: dt.datetime) -> int:
+        """Active again, with a clean failure record: nothing held against them."""
+        return self.update(
+            is_active=True, disabled_at=None, disabled_reason="", disabled_by="",
+            failing_since=None, paused_until=None, circuit_failures=0, updated_at=now,
+        )  # fmt: skip
+
 
 class Endpoint(OwnedModel):
     """A URL that receives the events it subscribes to, signed with its own secret."""
@@ -374,6 +390,54 @@ class Event(OwnedModel):
         return f"{self.type} {self.id}"
 
 
+class DeliveryQuerySet(models.QuerySet["Delivery"]):
+    """Deliveries by state, and every change of state outside an attempt's own result (which
+    ``django_hooks.outbound.delivery`` writes in bulk): claims, retries, cancels."""
+
+    def pending(self) -> DeliveryQuerySet:
+        return self.filter(status=Delivery.Status.PENDING)
+
+    def due(self, now: dt.datetime) -> DeliveryQuerySet:
+        """Pending and due by ``now`` (held by a worker or not)."""
+        return self.pending().filter(next_attempt_at__lte=now)
+
+    def unheld(self, now: dt.datetime) -> DeliveryQuerySet:
+        """Not held by a live worker: never claimed, released, or its lease ran out."""
+        return self.filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+
+    def to_receiving_endpoints(self) -> DeliveryQuerySet:
+        return self.filter(endpoint__is_active=True, endpoint__disabled_at__isnull=True)
+
+    def hold(self, token: Any, until: dt.datetime) -> int:
+        """Claim these for the worker holding ``token`` until ``until``."""
+        return self.update(locked_until=until, claim_token=token)
+
+    def renew(self, token: Any, until: dt.datetime) -> int:
+        """Extend the lease of the pending ones ``token`` still holds."""
+        return self.pending().filter(claim_token=token).update(locked_until=until)
+
+    def release(self, token: Any, at: dt.datetime | None = None) -> int:
+        """Hand back the ones ``token`` holds, unattempted, due at ``at`` (or as they were)."""
+        values: dict[str, Any] = {"locked_until": None, "claim_token": None}
+        if at is not None:
+            values["next_attempt_at"] = at
+        return self.filter(claim_token=token).update(**values)
+
+    def retry(self, now: dt.datetime) -> int:
+        """Failed or cancelled ones pending again from ``now`` (attempts keep counting)."""
+        return self.exclude(status__in=[Delivery.Status.SUCCEEDED, Delivery.Status.PENDING]).update(
+            status=Delivery.Status.PENDING, next_attempt_at=now, completed_at=None,
+            locked_until=None, claim_token=None,
+        )  # fmt: skip
+
+    def cancel(self, now: dt.datetime) -> int:
+        """Pending ones stopped for good."""
+        return self.pending().update(
+            status=Delivery.Status.CANCELLED, completed_at=now, next_attempt_at=None,
+            locked_until=None, claim_token=None,
+        )  # fmt: skip
+
+
 class Delivery(models.Model):
     """One event on its way to one endpoint: pending until it succeeds, fails or is cancelled."""
 
@@ -403,6 +467,8 @@ class Delivery(models.Model):
     last_error = models.TextField(_("last error"), blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
+
+    objects = DeliveryQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("delivery")

@@ -107,14 +107,17 @@ def local_redis(*, use_env: bool = True, timeout: float = 10.0) -> Iterator[str]
 
 
 def run_worker(queue_name: str | None = None) -> bool:
-    """Run one in-process burst worker (with the scheduler's due jobs); True if it did work."""
-    import django_rq
+    """Run one in-process burst worker (with the scheduler's due jobs) on ``queue_name``, or on
+    the delivery and inbound queues (``QUEUE``, ``INBOUND_QUEUE``); True if it did work."""
     from rq import SimpleWorker
 
-    from django_hooks.outbound.tasks import get_queue
+    from django_hooks.conf import hooks_settings
+    from django_hooks.inbound.queue import queue_name as inbound_queue
+    from django_hooks.internal.queue import get_queue
 
-    queue = get_queue() if queue_name is None else django_rq.get_queue(queue_name)
-    worker = SimpleWorker([queue], connection=queue.connection)
+    names = [queue_name] if queue_name else [hooks_settings.QUEUE, inbound_queue()]
+    queues = [get_queue(name) for name in dict.fromkeys(names)]
+    worker = SimpleWorker(queues, connection=queues[0].connection)
     return bool(worker.work(burst=True, with_scheduler=True, logging_level="WARNING"))
 
 
@@ -135,8 +138,7 @@ def drain(*, timeout: float = 30.0, queue_name: str | None = None) -> None:
     while True:
         run_worker(queue_name)
         Drain().run()
-        pending = Delivery.objects.filter(status=Delivery.Status.PENDING, endpoint__is_active=True,
-                                          endpoint__disabled_at__isnull=True)  # fmt: skip
+        pending = Delivery.objects.pending().to_receiving_endpoints()
         if not pending.exists():
             return
         if time.monotonic() > deadline:
@@ -199,9 +201,7 @@ class Outbox:
         from django_hooks.outbound.engine import Drain
 
         before = len(self.sent)
-        due = Delivery.objects.filter(
-            status=Delivery.Status.PENDING, next_attempt_at__lte=timezone.now()
-        ).values_list("pk", flat=True)
+        due = Delivery.objects.due(timezone.now()).values_list("pk", flat=True)
         Drain(only=list(due)).run()
         return self.sent[before:]
 
@@ -237,7 +237,8 @@ def webhook_outbox(answer: Answer = 200) -> Iterator[Outbox]:
     from django.db.models.signals import post_save
 
     from django_hooks.models import Event
-    from django_hooks.outbound import engine, tasks
+    from django_hooks.outbound.client import use_transport
+    from django_hooks.outbound.wakeups import paused
 
     outbox = Outbox(answer=answer)
 
@@ -247,11 +248,8 @@ def webhook_outbox(answer: Answer = 200) -> Iterator[Outbox]:
 
     uid = f"django_hooks.testing.outbox.{id(outbox)}"
     post_save.connect(recorded, sender=Event, dispatch_uid=uid, weak=False)
-    real_notify, real_transport = tasks.notify, engine.transport
-    tasks.notify = lambda **kwargs: True  # type: ignore[assignment]
-    engine.transport = lambda: _OutboxTransport(outbox)  # type: ignore[assignment,return-value]
     try:
-        yield outbox
+        with paused(), use_transport(_OutboxTransport(outbox)):
+            yield outbox
     finally:
-        tasks.notify, engine.transport = real_notify, real_transport  # type: ignore[assignment]
         post_save.disconnect(sender=Event, dispatch_uid=uid)

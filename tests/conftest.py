@@ -21,7 +21,7 @@ def redis_url():
 @pytest.fixture
 def redis(redis_url):
     """The queue's Redis, emptied before the test."""
-    from django_hooks.outbound.tasks import get_queue
+    from django_hooks.outbound.wakeups import get_queue
 
     connection = get_queue().connection
     connection.flushdb()

@@ -31,11 +31,10 @@ from django_hooks.outbound.operations import (
     DeliveryCounts,
     delivery_counts,
     hourly_delivery_counts,
-    operator_disable_endpoint,
     recover_deliveries,
     send_test_event,
 )
-from django_hooks.outbound.sweep import enable_endpoint
+from django_hooks.outbound.state import disable_endpoint, enable_endpoint
 
 WINDOW = dt.timedelta(hours=24)
 OPERATIONS = ("send_test", "enable", "disable", "rotate_secret", "reveal_secret", "recover")
@@ -260,7 +259,7 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
     def disable(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
         count = 0
         for endpoint in queryset:
-            if operator_disable_endpoint(endpoint, self._disabled_by(request)):
+            if disable_endpoint(endpoint, self._disabled_by(request)):
                 self.log_change(request, endpoint, "Disabled.")
                 count += 1
         self.message_user(request, f"{count} endpoints disabled.", messages.SUCCESS)
@@ -382,7 +381,7 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
 
     def disable_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         endpoint = self._operable(request, object_id)
-        if operator_disable_endpoint(endpoint, self._disabled_by(request)):
+        if disable_endpoint(endpoint, self._disabled_by(request)):
             self.log_change(request, endpoint, "Disabled.")
             self.message_user(request, "Disabled: no attempts until enabled.", messages.SUCCESS)
         else:

@@ -20,7 +20,7 @@ from django_hooks.admin.common import (
 from django_hooks.exceptions import QueueUnavailable
 from django_hooks.inbound.queue import reprocess
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, InboundWebhook
-from django_hooks.outbound.sweep import cancel_deliveries, retry_deliveries
+from django_hooks.outbound.state import cancel_deliveries, retry_deliveries
 
 DEFERRED_IN_LIST = ("event__data", "endpoint__secret_ciphertext", "endpoint__previous_secrets",
                     "endpoint__headers", "endpoint__description")  # fmt: skip

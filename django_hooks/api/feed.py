@@ -48,7 +48,7 @@ from django_hooks.core.payload import PayloadEncoder
 from django_hooks.event_types import types_q
 from django_hooks.models import Event, owner_q
 from django_hooks.outbound.feed import clock, horizon, lag, owner_channel
-from django_hooks.outbound.tasks import get_queue
+from django_hooks.outbound.wakeups import get_queue
 
 __all__ = ["Feed", "InvalidCursor", "Page"]
 

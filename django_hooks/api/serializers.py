@@ -9,7 +9,7 @@ from rest_framework import exceptions, serializers
 
 from django_hooks.exceptions import EndpointValidationError
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event
-from django_hooks.outbound.sweep import enable_endpoint
+from django_hooks.outbound.state import enable_endpoint
 
 MAX_GRACE_PERIOD = 7 * 24 * 3600
 

@@ -40,7 +40,7 @@ from django_hooks.event_types import check_declared, declared_event_types, is_pa
 from django_hooks.exceptions import EndpointNotReceiving, InvalidEventType
 from django_hooks.models import Delivery, Endpoint, Event, owner_q
 from django_hooks.outbound.operations import delivery_counts, recover_deliveries, send_test_event
-from django_hooks.outbound.sweep import retry_deliveries
+from django_hooks.outbound.state import retry_deliveries
 
 STATS_WINDOW = dt.timedelta(hours=24)
 

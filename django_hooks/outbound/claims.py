@@ -145,9 +145,7 @@ def claim(
                 break
         if not picked:
             return []
-        Delivery.objects.filter(pk__in=picked).update(
-            locked_until=lease_until(now), claim_token=token
-        )
+        Delivery.objects.filter(pk__in=picked).hold(token, lease_until(now))
         for endpoint_id, rate in rate_limited.items():
             # The next claim for this endpoint waits until these claims fit within its rate.
             pause = dt.timedelta(seconds=taken[endpoint_id] / rate)
@@ -163,10 +161,7 @@ def claim(
 
 def renew(token: uuid.UUID, *, now: dt.datetime | None = None) -> int:
     """Extend the lease of every delivery ``token`` still holds (the worker's heartbeat)."""
-    now = now or timezone.now()
-    return Delivery.objects.filter(claim_token=token, status=Delivery.Status.PENDING).update(
-        locked_until=lease_until(now)
-    )
+    return Delivery.objects.renew(token, lease_until(now or timezone.now()))
 
 
 def release(token: uuid.UUID, delivery_ids: Iterable[int], *, at: dt.datetime | None = None) -> int:
@@ -174,21 +169,14 @@ def release(token: uuid.UUID, delivery_ids: Iterable[int], *, at: dt.datetime | 
     ids = list(delivery_ids)
     if not ids:
         return 0
-    values: dict[str, object] = {"locked_until": None, "claim_token": None}
-    if at is not None:
-        values["next_attempt_at"] = at
-    return Delivery.objects.filter(pk__in=ids, claim_token=token).update(**values)
+    return Delivery.objects.filter(pk__in=ids).release(token, at)
 
 
 def next_due_at(*, now: dt.datetime | None = None) -> dt.datetime | None:
     """When a worker will next have something to do: the soonest future attempt, lease expiry
     or end of an endpoint's pause (None: nothing pending)."""
     now = now or timezone.now()
-    pending = Delivery.objects.filter(
-        status=Delivery.Status.PENDING,
-        endpoint__is_active=True,
-        endpoint__disabled_at__isnull=True,
-    )
+    pending = Delivery.objects.pending().to_receiving_endpoints()
     times = [
         pending.filter(next_attempt_at__gt=now).aggregate(t=Min("next_attempt_at"))["t"],
         pending.filter(claim_token__isnull=False).aggregate(t=Min("locked_until"))["t"],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -13,7 +15,7 @@ from django_hooks.conf import hooks_settings
 from django_hooks.internal.urlguard import resolver, url_guard, use_resolver
 from django_hooks.outbound.transport import Transport
 
-__all__ = ["use_resolver"]  # documented in docs/testing.md; also django_hooks.testing's
+__all__ = ["use_resolver"]  # documented in docs/testing.md
 
 _lock = threading.RLock()
 _cache: dict[str, tuple[Any, Any]] = {}
@@ -54,8 +56,24 @@ def configured_session() -> requests.Session | None:
     return session
 
 
+_standing_in: list[Any] = []  # use_transport's, innermost last
+
+
+@contextlib.contextmanager
+def use_transport(stand_in: Any) -> Iterator[None]:
+    """Send through ``stand_in`` (an object with ``post(url, body, headers) -> HTTPResult``)
+    inside the block, from every thread: ``django_hooks.testing.webhook_outbox`` uses it."""
+    _standing_in.append(stand_in)
+    try:
+        yield
+    finally:
+        _standing_in.remove(stand_in)
+
+
 def transport() -> Transport:
     """One HTTP session per worker process (and per thread-safe settings state)."""
+    if _standing_in:
+        return _standing_in[-1]  # type: ignore[no-any-return]
     key = (
         tuple(hooks_settings.ALLOWED_NETWORKS),
         hooks_settings.TIMEOUT,

@@ -28,6 +28,7 @@ from django_hooks.core.retry import Outcome, classify, next_retry_delay, parse_r
 from django_hooks.core.signing import Signer
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint
 from django_hooks.outbound.claims import release
+from django_hooks.outbound.state import disable_endpoint
 from django_hooks.outbound.transport import HTTPResult, Transport
 
 logger = logging.getLogger("django_hooks")
@@ -221,9 +222,8 @@ class Outcomes:
                 if written < len(self.deliveries):
                     drop_lost_claims(self.result, self.deliveries)
                 for endpoint_id in self.gone:
-                    disable_endpoint(
-                        self.endpoints[endpoint_id], "The endpoint answered 410 Gone.", now=now
-                    )
+                    disable_endpoint(self.endpoints[endpoint_id], "The endpoint answered 410 Gone.",
+                                     by="system", now=now)  # fmt: skip
                 track_failures(self.endpoints, self.healthy,
                                self.failing - self.healthy - self.gone, now=now)  # fmt: skip
                 self._update_circuits(now)
@@ -356,7 +356,7 @@ def track_failures(
         if since is not None and since <= limit:
             days = hooks_settings.DISABLE_AFTER / 86400
             reason = f"Every delivery failed for {days:g} days (since {since:%Y-%m-%d %H:%M} UTC)."
-            disable_endpoint(endpoints[pk], reason, now=now)
+            disable_endpoint(endpoints[pk], reason, by="system", now=now)
 
 
 def send_attempt(
@@ -434,24 +434,6 @@ def describe_failure(status_code: int | None, error: str, headers: dict[str, str
             f" (to {location})" if location else ""
         )
     return f"HTTP {status_code}"
-
-
-def disable_endpoint(endpoint: Endpoint, reason: str, *, now: dt.datetime | None = None) -> bool:
-    """Disable ``endpoint`` unless it already is; ``endpoint_disabled`` is sent after commit."""
-    now = now or timezone.now()
-    reason = reason[:255]
-    changed = Endpoint.objects.filter(pk=endpoint.pk, disabled_at__isnull=True).update(
-        disabled_at=now, disabled_reason=reason, disabled_by="system"
-    )
-    if changed:
-        endpoint.disabled_at, endpoint.disabled_reason = now, reason
-        logger.warning("Webhook endpoint %s disabled: %s", endpoint.pk, reason)
-        transaction.on_commit(
-            lambda: signals.endpoint_disabled.send_robust(
-                Endpoint, endpoint=endpoint, reason=reason
-            )
-        )
-    return bool(changed)
 
 
 def send_outcome_signals(result: BatchResult, attempts: list[DeliveryAttempt]) -> None:

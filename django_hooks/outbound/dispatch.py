@@ -20,7 +20,7 @@ from django_hooks.core.payload import encode_body
 from django_hooks.event_types import check_declared, patterns_matching, validate_event_type
 from django_hooks.exceptions import ConfigurationError
 from django_hooks.models import Delivery, Endpoint, Event, owner_q
-from django_hooks.outbound.tasks import wake_on_commit
+from django_hooks.outbound.wakeups import wake_on_commit
 
 logger = logging.getLogger("django_hooks")
 

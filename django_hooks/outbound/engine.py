@@ -47,10 +47,10 @@ from django_hooks.outbound.delivery import (
     with_db_retries,
 )
 from django_hooks.outbound.transport import HTTPResult, Transport
+from django_hooks.outbound.wakeups import DRAIN_SECONDS
 
 logger = logging.getLogger("django_hooks")
 
-DRAIN_SECONDS = 60  # a drain claims for this long, then hands over to a fresh job
 IDLE_POLL = 0.2  # seconds between claims while nothing more is due and attempts are in flight
 LINGER = 2.0  # seconds an idle drain waits for work due that soon, rather than ending
 HELPER_WAKE_EVERY = 0.5  # seconds between a busy drain's calls for help
@@ -82,15 +82,6 @@ def thread_pool(size: int) -> ThreadPoolExecutor:
         return _pool[2]
 
 
-def drain_seconds() -> float:
-    return DRAIN_SECONDS
-
-
-def job_timeout() -> int:
-    """RQ's limit for one drain job: its claiming time, then the slowest attempt, then writes."""
-    return int(drain_seconds() + float(hooks_settings.TIMEOUT) + float(hooks_settings.LEASE) + 30)
-
-
 class Drain:
     """One run of the engine; ``only`` restricts it to the given deliveries."""
 
@@ -109,7 +100,7 @@ class Drain:
         # Called with "just past my leases" while this drain holds claims: a drain scheduled
         # then takes them over if this process died (SIGKILL, OOM), with no sweep needed.
         self.watchdog = watchdog
-        self.seconds = drain_seconds() if seconds is None else seconds
+        self.seconds = DRAIN_SECONDS if seconds is None else seconds
         self.token = uuid.uuid4()
         self.result = Totals()
         #: Whether due work was left when the drain stopped claiming (its time was up).
@@ -206,9 +197,7 @@ class Drain:
         return wait
 
     def _anything_due(self) -> bool:
-        due = Delivery.objects.filter(
-            status=Delivery.Status.PENDING, next_attempt_at__lte=timezone.now()
-        )
+        due = Delivery.objects.due(timezone.now())
         if self.only is not None:
             due = due.filter(pk__in=self.only)
         return due.exists()

@@ -20,7 +20,7 @@ from django_hooks.conf import hooks_settings
 from django_hooks.core import ids
 from django_hooks.core.ids import first_id_at, id_timestamp, new_id
 from django_hooks.models import Event
-from django_hooks.outbound.tasks import publish_on_commit
+from django_hooks.outbound.wakeups import publish_on_commit
 
 __all__: list[str] = []
 
@@ -85,7 +85,7 @@ def on_event_saved(sender: Any, instance: Event, created: bool, raw: bool = Fals
 
 def events_committed(events: list[tuple[str, str, str]], using: str) -> dict[str, str]:
     """Move late-committed events above every horizon served so far; return the position to
-    publish on each channel, so waiting readers wake (``tasks.notify`` publishes them in the
+    publish on each channel, so waiting readers wake (``wakeups.notify`` publishes them in the
     same Redis round trip as the transaction's wake-up).
 
     ``events`` are one transaction's (pk, position, channel): one UPDATE for all the late ones

@@ -20,8 +20,8 @@ from django_hooks.core.payload import encode_body
 from django_hooks.event_types import declared_event_types, validate_event_type
 from django_hooks.exceptions import EndpointNotReceiving, InvalidEventType
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event
-from django_hooks.outbound.sweep import retry_deliveries
-from django_hooks.outbound.tasks import wake
+from django_hooks.outbound.state import retry_deliveries
+from django_hooks.outbound.wakeups import wake
 
 
 def send_test_event(
@@ -131,23 +131,6 @@ def delivery_counts(
         endpoint_id = values.pop("endpoint_id")
         counts[endpoint_id] = DeliveryCounts(**values)
     return counts
-
-
-def operator_disable_endpoint(endpoint: Endpoint, reason: str = "Disabled by an operator.") -> bool:
-    """Disable ``endpoint`` by hand: no new deliveries or attempts until ``enable_endpoint``.
-
-    Unlike the automatic disable, no ``endpoint_disabled`` signal is sent (nobody needs telling).
-    Returns False when it was already disabled.
-    """
-    now = timezone.now()
-    reason = reason[:255]
-    changed = Endpoint.objects.filter(pk=endpoint.pk, disabled_at__isnull=True).update(
-        disabled_at=now, disabled_reason=reason, disabled_by="operator", updated_at=now
-    )
-    if changed:
-        endpoint.disabled_at, endpoint.disabled_reason = now, reason
-        endpoint.disabled_by = "operator"
-    return bool(changed)
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,26 @@ def test_one_transaction_of_events_costs_one_update_and_one_publish_per_owner(
     assert sorted(published) == sorted(newest.items())
 
 
+def test_a_site_without_the_feed_pays_nothing_for_it_per_commit(alice, redis, time_travel):
+    """``FEED: False``: no position moves, no publish, only the wake-up per commit."""
+    from django.conf import settings
+
+    pubsub = redis.pubsub()
+    pubsub.subscribe(feed.owner_channel(alice))
+    pubsub.get_message(timeout=1)  # the subscription's confirmation
+    with override_settings(DJANGO_HOOKS={**settings.DJANGO_HOOKS, "FEED": False}):
+        with CaptureQueriesContext(connection) as queries:
+            with transaction.atomic():
+                event = django_hooks.send_event("order.paid", {}, owner=alice)
+                time_travel.advance(2)  # late: with the feed on, this event would move
+    assert not [q for q in queries if q["sql"].startswith("UPDATE")]
+    assert Event.objects.get(pk=event.pk).feed_position == event.feed_position
+    assert pubsub.get_message(timeout=0.3) is None
+    with transaction.atomic():  # and on again (the default: rest_framework is installed)
+        django_hooks.send_event("order.paid", {}, owner=alice)
+    assert pubsub.get_message(timeout=1)["type"] == "message"
+
+
 def test_events_that_commit_in_time_are_not_moved(alice, redis, time_travel):
     with CaptureQueriesContext(connection) as queries:
         with transaction.atomic():

@@ -52,15 +52,13 @@ def test_rotating_in_a_loop_keeps_a_bounded_number_of_live_secrets(as_alice):
 
 @override_settings(DJANGO_HOOKS=SETTINGS)
 def test_a_tenant_cannot_undo_an_operators_disable_but_can_a_failing_one(as_alice):
-    from django_hooks.outbound.delivery import disable_endpoint
-    from django_hooks.outbound.operations import operator_disable_endpoint
-    from django_hooks.outbound.sweep import enable_endpoint
+    from django_hooks.outbound.state import disable_endpoint, enable_endpoint
 
     pk = as_alice.post(API + "endpoints/", {"url": "http://127.0.0.1:9/"}, format="json").json()[
         "id"
     ]
     endpoint = Endpoint.objects.get(pk=pk)
-    operator_disable_endpoint(endpoint, "Abuse report #12")
+    disable_endpoint(endpoint, "Abuse report #12")
     refused = as_alice.patch(API + f"endpoints/{pk}/", {"is_active": True}, format="json")
     assert refused.status_code == 403
     assert "disabled by an operator (Abuse report #12)" in refused.json()["detail"]
@@ -69,7 +67,7 @@ def test_a_tenant_cannot_undo_an_operators_disable_but_can_a_failing_one(as_alic
     assert as_alice.get(API + f"endpoints/{pk}/").json()["disabled_by"] == "operator"
 
     enable_endpoint(endpoint)  # the operator lifts it
-    disable_endpoint(Endpoint.objects.get(pk=pk), "The endpoint answered 410 Gone.")
+    disable_endpoint(Endpoint.objects.get(pk=pk), "The endpoint answered 410 Gone.", by="system")
     again = as_alice.patch(API + f"endpoints/{pk}/", {"is_active": True}, format="json")
     assert again.status_code == 200, again.content
     endpoint.refresh_from_db()

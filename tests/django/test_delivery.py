@@ -11,7 +11,8 @@ from standardwebhooks.webhooks import Webhook
 import django_hooks
 from django_hooks import signals
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint
-from django_hooks.outbound.sweep import enable_endpoint, sweep
+from django_hooks.outbound.state import enable_endpoint
+from django_hooks.outbound.sweep import sweep
 from django_hooks.outbound.tasks import deliver
 from django_hooks.testing import drain, run_worker
 from tests.receiver import Reply, hooks
@@ -293,7 +294,7 @@ def test_nul_characters_are_refused_before_anything_is_written():
 
 
 def test_cancelled_deliveries_are_never_sent_and_can_be_retried(receiver):
-    from django_hooks.outbound.sweep import cancel_deliveries, retry_deliveries
+    from django_hooks.outbound.state import cancel_deliveries, retry_deliveries
 
     Endpoint.objects.create(url=receiver.url())
     django_hooks.send_event("order.paid", {})

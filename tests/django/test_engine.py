@@ -143,7 +143,7 @@ def test_a_drain_takes_every_due_delivery_whatever_transactions_recorded_them(re
     Endpoint.objects.create(url=receiver.url())
     with hooks():
         send(30)  # thirty transactions, one wake-up
-        from django_hooks.outbound.tasks import get_queue
+        from django_hooks.outbound.wakeups import get_queue
 
         assert get_queue().count == 1
         from django_hooks.testing import run_worker

@@ -10,7 +10,7 @@ from standardwebhooks.webhooks import Webhook
 
 import django_hooks
 from django_hooks.models import Delivery, Endpoint, Event
-from django_hooks.outbound.sweep import enable_endpoint
+from django_hooks.outbound.state import enable_endpoint
 from django_hooks.testing import drain, run_worker
 from tests.receiver import Reply, hooks
 

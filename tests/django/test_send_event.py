@@ -129,7 +129,7 @@ def test_commits_wake_one_drain_instead_of_enqueueing_a_job_each(redis):
     """A drain takes every due delivery from the database, so commits only need one waiting
     drain job between them: 40 events in one transaction, then four more transactions, make one
     job; once a worker starts that drain, the next commit wakes another."""
-    from django_hooks.outbound.tasks import get_queue, wake_marker
+    from django_hooks.outbound.wakeups import get_queue, wake_marker
 
     for n in range(5):
         Endpoint.objects.create(url=f"http://127.0.0.1:9/{n}")
@@ -159,7 +159,7 @@ def test_a_marker_left_by_a_worker_that_died_before_clearing_it_does_not_block_w
     """A worker took the drain job and was killed before the job cleared the marker: the marker
     says a drain waits, yet the queue is empty. The next commit (or sweep) enqueues one anyway."""
     from django_hooks.outbound.sweep import sweep
-    from django_hooks.outbound.tasks import get_queue, wake_marker
+    from django_hooks.outbound.wakeups import get_queue, wake_marker
 
     Endpoint.objects.create(url="http://127.0.0.1:9/hook")
     with override_settings(DJANGO_HOOKS={"ALLOWED_NETWORKS": ["127.0.0.0/8"]}):
@@ -197,7 +197,7 @@ def test_each_commit_costs_one_redis_round_trip_wake_up_and_feed_together(redis,
     """The commit that has to enqueue a drain, the commits that find one waiting, and the feed's
     notification to a listening reader: one round trip each. Nobody listening: no PUBLISH."""
     from django_hooks.outbound.feed import channel_for
-    from django_hooks.outbound.tasks import get_queue, notify, wake_marker
+    from django_hooks.outbound.wakeups import get_queue, notify, wake_marker
 
     for n in range(3):
         Endpoint.objects.create(url=f"http://127.0.0.1:9/{n}")
@@ -269,7 +269,7 @@ def test_cached_delivery_inserts_pick_exactly_the_endpoints_the_orm_selects(monk
 def test_an_enqueue_prepared_but_not_used_serves_a_later_commit_and_never_twice(redis):
     """Commits that find a drain waiting keep their prepared enqueue for the next commit; each
     drain a commit enqueues is a job of its own."""
-    from django_hooks.outbound.tasks import get_queue, wake_marker
+    from django_hooks.outbound.wakeups import get_queue, wake_marker
 
     Endpoint.objects.create(url="http://127.0.0.1:9/hook")
     with override_settings(DJANGO_HOOKS={"ALLOWED_NETWORKS": ["127.0.0.0/8"]}):

@@ -166,3 +166,30 @@ def test_only_one_claimant_may_run_a_call():
     assert (record.status, record.attempts) == ("received", 2)
     InboundWebhook.objects.filter(pk=record.pk).update(status="processed", locked_until=None)
     assert calls.claim(now + dt.timedelta(hours=1)) == 0
+
+
+def test_inbound_handlers_run_on_their_own_queue_and_retry_schedule(client, redis):
+    """``INBOUND_QUEUE`` and ``INBOUND_RETRY_SCHEDULE`` keep received webhooks apart from
+    deliveries; the worker serves both queues."""
+    from django.conf import settings
+
+    from django_hooks.internal.queue import get_queue
+    from tests.inbound.test_decorator import standard_post
+
+    views.calls.clear()
+    queues = {**settings.RQ_QUEUES, "inbound": dict(settings.RQ_QUEUES["default"])}
+    hooks = {**settings.DJANGO_HOOKS, "INBOUND_QUEUE": "inbound",
+             "INBOUND_RETRY_SCHEDULE": [3600], "RETRY_SCHEDULE": [0]}  # fmt: skip
+    with override_settings(RQ_QUEUES=queues, DJANGO_HOOKS=hooks):
+        response = standard_post(client, "/hooks/later/", {"fail_times": 1})
+        assert response.status_code == 202
+        assert (get_queue("inbound").count, get_queue("default").count) == (1, 0)
+        run_worker()
+        record = InboundWebhook.objects.get()
+        assert (record.status, record.attempts) == ("failed", 1)
+        # Retried an hour from now (the inbound schedule), not at once (the deliveries').
+        scheduled = get_queue("inbound").scheduled_job_registry
+        assert len(scheduled) == 1 and len(get_queue("default").scheduled_job_registry) == 0
+        (job_id,) = scheduled.get_job_ids()
+        at = scheduled.get_scheduled_time(job_id)
+        assert 1800 < (at - timezone.now()).total_seconds() <= 3600  # with jitter

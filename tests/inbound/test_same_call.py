@@ -169,7 +169,7 @@ def test_a_handler_module_gone_from_the_worker_fails_the_call_and_says_to_restar
 
 def test_a_missing_handler_is_retried_so_a_restarted_worker_runs_it(redis):
     from django_hooks.inbound.tasks import process_call
-    from django_hooks.outbound.tasks import get_queue
+    from django_hooks.outbound.wakeups import get_queue
 
     record = InboundWebhook.objects.create(
         source="standard", provider="standard", webhook_id="msg_later_found",

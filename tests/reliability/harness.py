@@ -261,7 +261,7 @@ def quiet(pool: WorkerPool, *, timeout: float = 60) -> None:
     from django.utils import timezone
 
     from django_hooks.models import Delivery
-    from django_hooks.outbound.tasks import get_queue
+    from django_hooks.outbound.wakeups import get_queue
 
     streak = [0]
 

@@ -14,7 +14,7 @@ from rq.registry import FailedJobRegistry
 
 import django_hooks
 from django_hooks.models import Delivery, DeliveryAttempt
-from django_hooks.outbound.tasks import get_queue
+from django_hooks.outbound.wakeups import get_queue
 from tests.reliability.harness import (
     expected_keys,
     make_endpoints,

@@ -52,7 +52,7 @@ def test_the_endpoint_limit_holds_across_two_workers(worker_pool, fast_receiver)
     fast_receiver.wait_for(3)
     # A second drain, on the other worker, finds the endpoint at its limit: the claims of both
     # workers count against it, so it takes nothing.
-    from django_hooks.outbound.tasks import get_queue, wake
+    from django_hooks.outbound.wakeups import get_queue, wake
 
     wait_until(lambda: get_queue().count == 0, timeout=30, what="the first drain to start")
     wake()

@@ -94,7 +94,7 @@ def test_redis_lost_mid_run(worker_pool, fault_redis, fast_receiver, fault):
 def test_sweeps_while_redis_lost_everything_wake_one_drain(fault_redis, transactional_db):
     from django_hooks.models import Endpoint
     from django_hooks.outbound.sweep import sweep
-    from django_hooks.outbound.tasks import get_queue
+    from django_hooks.outbound.wakeups import get_queue
 
     endpoint = Endpoint.objects.create(url="http://127.0.0.1:9/hook")
     fault_redis.crash()

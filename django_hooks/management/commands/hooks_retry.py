@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_hooks.management.arguments import moment
 from django_hooks.models import Delivery, Endpoint
 from django_hooks.outbound.operations import find_deliveries
-from django_hooks.outbound.sweep import retry_deliveries
+from django_hooks.outbound.state import retry_deliveries
 
 STATUSES = {
     "failed": [Delivery.Status.FAILED],

@@ -20,7 +20,7 @@ from django.db import transaction
 
 from django_hooks.core.signing import signature_header
 from django_hooks.models import Delivery, Endpoint, Event, InboundWebhook, owner_q
-from django_hooks.outbound import tasks
+from django_hooks.outbound import wakeups
 from django_hooks.testing import free_port, local_redis
 from shop.example_site import (
     MANAGE,
@@ -44,7 +44,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, timeout: float, **options: Any) -> None:
         with local_redis() as redis_url:
             settings.RQ_QUEUES["default"]["URL"] = redis_url
-            tasks.get_queue().connection.flushdb()
+            wakeups.get_queue().connection.flushdb()
             self.stdout.write(f"Redis: {redis_url}")
             call_command("migrate", verbosity=0)
             call_command("flush", interactive=False, verbosity=0)
