@@ -53,8 +53,8 @@ def main() -> None:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from django_hooks import encryption
     from django_hooks.core.signing import generate_secret
+    from django_hooks.internal import encryption
     from django_hooks.models import Delivery
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import URLResolver, get_resolver
 
+from django_hooks.conf import hooks_settings
 from django_hooks.core.urlguard import parse_networks
+from django_hooks.internal import encryption
+from django_hooks.outbound.client import configured_session
 
 
 @checks.register(checks.Tags.compatibility)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from django_hooks.conf import hooks_settings
-
     try:
         hooks_settings.user_settings  # noqa: B018  (validates the keys)
     except ImproperlyConfigured as exc:
@@ -39,8 +42,6 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="django_hooks.E001",
             )
         )
-
-    from django_hooks import encryption
 
     try:
         encryption.configured_keys()
@@ -108,8 +109,6 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 
 
 def _check_session() -> list[checks.CheckMessage]:
-    from django_hooks.outbound.client import configured_session
-
     try:
         session = configured_session()
     except Exception as exc:  # whatever the user's factory raised is the message
@@ -145,8 +144,6 @@ API_URLCONF = "django_hooks.api.urls"
 
 @checks.register(checks.Tags.urls)
 def check_api_prerequisites(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from django.apps import apps
-
     if apps.is_installed("rest_framework") or not includes_api_urls():
         return []
     return [
@@ -162,8 +159,6 @@ def check_api_prerequisites(app_configs: Any = None, **kwargs: Any) -> list[chec
 
 
 def includes_api_urls() -> bool:
-    from django.urls import URLResolver, get_resolver
-
     try:
         pending = list(get_resolver().url_patterns)
     except Exception:  # Django's own URL checks report a URLconf that does not load

@@ -15,7 +15,6 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from django_hooks import encryption
 from django_hooks.conf import hooks_settings
 from django_hooks.core import signing
 from django_hooks.core.errors import InvalidSecret, UnsafeURL
@@ -24,6 +23,7 @@ from django_hooks.core.payload import PayloadEncoder
 from django_hooks.core.urlguard import BlockedAddress, PrivateHostName
 from django_hooks.event_types import pattern_problems, patterns_matching, undeclared_subscriptions
 from django_hooks.exceptions import EndpointValidationError
+from django_hooks.internal import encryption
 from django_hooks.internal.urlguard import url_guard
 
 INBOUND_LEASE = 300  # seconds a handler run may take before its call may be run again

@@ -19,9 +19,12 @@ import logging
 import threading
 from typing import Any
 
+from django.db import connections
 from rq.worker import SimpleWorker
 
+from django_hooks.inbound.queue import sweep_calls
 from django_hooks.outbound import engine
+from django_hooks.outbound.sweep import sweep
 
 logger = logging.getLogger("django_hooks")
 
@@ -49,11 +52,6 @@ class Sweeper(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        from django.db import connections
-
-        from django_hooks.inbound.queue import sweep_calls
-        from django_hooks.outbound.sweep import sweep
-
         while not self.stopped.wait(self.every):
             try:
                 sweep(grace=SWEEP_GRACE)

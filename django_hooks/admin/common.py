@@ -9,6 +9,9 @@ from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from django_hooks.internal.retention import delete_deliveries
+from django_hooks.models import Delivery, DeliveryAttempt
+
 COUNT_CAP = 10_000
 
 
@@ -40,15 +43,11 @@ class DeletesDeliveriesInBatches:
     delivery_field: str
 
     def _deliveries(self, objs: Any) -> Any:
-        from django_hooks.models import Delivery
-
         return Delivery.objects.filter(**{f"{self.delivery_field}__in": [o.pk for o in objs]})
 
     def get_deleted_objects(
         self, objs: Any, request: Any
     ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
-        from django_hooks.models import Delivery, DeliveryAttempt
-
         objs = list(objs)
         deliveries = self._deliveries(objs)
         n_deliveries = deliveries.count()
@@ -70,13 +69,9 @@ class DeletesDeliveriesInBatches:
         return summary, model_count, perms_needed, []
 
     def delete_model(self, request: Any, obj: Any) -> None:
-        from django_hooks.retention import delete_deliveries
-
         delete_deliveries(self._deliveries([obj]))
         obj.delete()
 
     def delete_queryset(self, request: Any, queryset: Any) -> None:
-        from django_hooks.retention import delete_deliveries
-
         delete_deliveries(self._deliveries(queryset))
         queryset.delete()

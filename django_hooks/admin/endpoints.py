@@ -25,6 +25,7 @@ from django.views.decorators.http import require_POST
 
 from django_hooks.admin.chart import delivery_chart
 from django_hooks.admin.common import CappedPaginator, DeletesDeliveriesInBatches, status_badge
+from django_hooks.conf import hooks_settings
 from django_hooks.exceptions import EndpointNotReceiving
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint
 from django_hooks.outbound.operations import (
@@ -445,6 +446,4 @@ def describe_error(form: forms.Form, name: str, errors: Any) -> str:
 
 
 def endpoint_grace_hours() -> float:
-    from django_hooks.conf import hooks_settings
-
     return float(hooks_settings.SECRET_GRACE_PERIOD) / 3600

@@ -17,6 +17,7 @@ from django_hooks.admin.common import (
     pretty_json,
     status_badge,
 )
+from django_hooks.conf import hooks_settings
 from django_hooks.exceptions import QueueUnavailable
 from django_hooks.inbound.queue import reprocess
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, InboundWebhook
@@ -67,7 +68,6 @@ class EventTypeFilter(admin.SimpleListFilter):
         types: set[str] = set()
         for subscribed in Endpoint.objects.values_list("event_types", flat=True):
             types.update(t for t in subscribed or [] if "*" not in t)
-        from django_hooks.conf import hooks_settings
 
         types.add(hooks_settings.TEST_EVENT_TYPE)
         if self.value():
@@ -274,8 +274,6 @@ class SourceFilter(admin.SimpleListFilter):
     parameter_name = "source"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        from django_hooks.conf import hooks_settings
-
         sources = set(hooks_settings.INBOUND or {})
         if self.value():
             sources.add(self.value())  # type: ignore[arg-type]

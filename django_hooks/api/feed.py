@@ -31,6 +31,7 @@ the lag of a commit instead of polling the database. A safety-net query runs eve
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -39,6 +40,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
 from django.db import models
 from django.db.models import Q
 
@@ -213,10 +216,6 @@ class Feed:
 
     async def astream(self, after: str = "") -> AsyncIterator[str]:
         """Server-sent events for ASGI: waits on Redis asynchronously, queries in a thread."""
-        import asyncio
-
-        from asgiref.sync import sync_to_async
-
         clock = _StreamClock(asyncio.get_running_loop().time)
         read = sync_to_async(self.page)
         client = await sync_to_async(_async_client)()
@@ -295,8 +294,6 @@ _ASYNC_KEYS = ("host", "port", "db", "username", "password", "path", "client_nam
 def _async_client() -> Any:
     """An asyncio client of the queue's Redis (same server and credentials), or None."""
     try:
-        import redis.asyncio as aioredis
-
         pool = _redis().connection_pool
         kwargs = {k: v for k, v in pool.connection_kwargs.items() if k in _ASYNC_KEYS}
         if "path" in kwargs:
@@ -310,8 +307,6 @@ def _async_client() -> Any:
 
 
 async def _async_message(pubsub: Any, timeout: float) -> str | None:
-    import asyncio
-
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:

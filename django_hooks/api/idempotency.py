@@ -28,9 +28,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
-from django_hooks import encryption
 from django_hooks.api.permissions import request_owner
 from django_hooks.exceptions import DecryptionError
+from django_hooks.internal import encryption
 from django_hooks.models import IdempotencyKey, owner_q
 
 HEADER = "Idempotency-Key"

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 
+from django_hooks import __version__
 from django_hooks.exceptions import MissingDependency
 
 try:
@@ -58,8 +59,6 @@ def schema_view() -> Callable[..., Any]:
                                 status=404)  # fmt: skip
 
         return missing
-
-    from django_hooks import __version__
 
     class HooksSchemaGenerator(SchemaGenerator):
         """Only the webhooks API, wherever the host project mounts it."""

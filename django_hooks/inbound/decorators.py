@@ -41,7 +41,6 @@ SecretSource = str | Sequence[str] | Callable[[HttpRequest], "str | Sequence[str
 View = Callable[..., HttpResponse]
 
 
-
 @dataclass
 class WebhookCall:
     """What a handler sees as ``request.webhook``."""

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, cast
 
+from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import CharField, DateTimeField, Field, IntegerField, QuerySet, Value
@@ -226,8 +227,6 @@ def model_events(
     row when ``post_save`` runs.
     """
     if isinstance(model, str):
-        from django.apps import apps
-
         model = apps.get_model(model)
     prefix = prefix or model._meta.model_name
     validate_event_type(prefix)

@@ -101,5 +101,3 @@ def events_committed(events: list[tuple[str, str, str]], using: str) -> dict[str
     for pk, position, channel in events:
         latest[channel] = max(latest.get(channel, ""), moved.get(pk, position))
     return latest
-
-

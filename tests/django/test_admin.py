@@ -14,8 +14,8 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 import django_hooks
-from django_hooks import encryption
 from django_hooks.core.signing import generate_secret
+from django_hooks.internal import encryption
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, InboundWebhook
 from django_hooks.testing import drain
 from tests.receiver import Reply

@@ -11,6 +11,7 @@ from standardwebhooks.webhooks import Webhook
 
 import django_hooks
 from django_hooks.event_types import unregister_event_type
+from django_hooks.internal.retention import prune
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, InboundWebhook
 from django_hooks.outbound.operations import (
     Latency,
@@ -18,7 +19,6 @@ from django_hooks.outbound.operations import (
     hourly_delivery_counts,
     nearest_rank,
 )
-from django_hooks.retention import prune
 from django_hooks.testing import drain
 from tests.receiver import Reply
 

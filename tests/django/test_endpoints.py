@@ -6,8 +6,8 @@ from django.test import override_settings
 
 from django_hooks.core.errors import HooksError
 from django_hooks.exceptions import DecryptionError, EndpointValidationError
+from django_hooks.internal.secrets import reencrypt_all
 from django_hooks.models import Endpoint
-from django_hooks.secrets import reencrypt_all
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 import django_hooks
-from django_hooks import encryption, secrets
+from django_hooks.internal import encryption, secrets
 from django_hooks.models import Delivery, Endpoint
 from django_hooks.testing import drain
 

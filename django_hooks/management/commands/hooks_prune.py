@@ -11,8 +11,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_hooks.api.idempotency import prune_idempotency_keys
+from django_hooks.internal.retention import prune
 from django_hooks.management.arguments import duration
-from django_hooks.retention import prune
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_hooks.secrets import reencrypt_secrets, unreadable_message
+from django_hooks.internal.secrets import reencrypt_secrets, unreadable_message
 
 
 class Command(BaseCommand):

@@ -42,6 +42,8 @@ class Command(BaseCommand):
         try:
             count = reprocess(calls)
         except QueueUnavailable as exc:
-            raise CommandError(f"{exc}. The calls are marked to run again: hooks_sweep (or "
-                               "hooks_worker's sweep) queues them once Redis is back.") from None
+            raise CommandError(
+                f"{exc}. The calls are marked to run again: hooks_sweep (or "
+                "hooks_worker's sweep) queues them once Redis is back."
+            ) from None
         self.stdout.write(f"Queued {count} inbound webhooks to run again.")

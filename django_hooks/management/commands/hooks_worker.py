@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import django_rq
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_hooks.conf import hooks_settings
@@ -47,8 +48,6 @@ class Command(BaseCommand):
     def handle(
         self, *args: Any, queues: list[str], sweep_every: float, burst: bool, **options: Any
     ) -> None:
-        import django_rq
-
         if sweep_every < 0:
             raise CommandError("--sweep-every must be 0 (no sweep) or a number of seconds.")
         names = queues or list(dict.fromkeys([hooks_settings.QUEUE, inbound_queue_name()]))

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.db import transaction
 
-from django_hooks import encryption
 from django_hooks.exceptions import DecryptionError
+from django_hooks.internal import encryption
 from django_hooks.models import Endpoint
 
 CONCURRENT_RETRIES = 3
