@@ -23,6 +23,8 @@ from django_hooks.core.urlguard import parse_networks
 from django_hooks.internal import encryption
 from django_hooks.outbound.client import configured_session
 
+__all__: list[str] = []
+
 
 @checks.register(checks.Tags.compatibility)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

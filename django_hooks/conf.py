@@ -15,6 +15,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+__all__ = ["hooks_settings"]
+
 DEFAULTS: dict[str, Any] = {
     # django-rq queue that carries deliveries (a key of RQ_QUEUES).
     "QUEUE": "default",

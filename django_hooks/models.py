@@ -26,6 +26,8 @@ from django_hooks.exceptions import EndpointValidationError
 from django_hooks.internal import encryption
 from django_hooks.internal.urlguard import url_guard
 
+__all__ = ["Delivery", "DeliveryAttempt", "Endpoint", "Event", "InboundWebhook"]
+
 INBOUND_LEASE = 300  # seconds a handler run may take before its call may be run again
 
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")

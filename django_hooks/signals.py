@@ -2,6 +2,8 @@
 
 from django.dispatch import Signal
 
+__all__ = ["delivery_failed", "delivery_succeeded", "endpoint_disabled", "webhook_received"]
+
 #: Sent when a delivery reaches a 2xx response.
 #: provides args: delivery, attempt
 delivery_succeeded = Signal()

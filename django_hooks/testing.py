@@ -30,6 +30,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django_hooks.exceptions import MissingDependency
+from django_hooks.internal.urlguard import use_resolver
+
+__all__ = [
+    "Outbox",
+    "SentWebhook",
+    "drain",
+    "local_redis",
+    "run_worker",
+    "use_resolver",
+    "webhook_outbox",
+]
 
 
 def find_redis_server() -> str:

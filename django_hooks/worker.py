@@ -26,6 +26,8 @@ from django_hooks.inbound.queue import sweep_calls
 from django_hooks.outbound import engine
 from django_hooks.outbound.sweep import sweep
 
+__all__ = ["Worker"]
+
 logger = logging.getLogger("django_hooks")
 
 DEFAULT_SWEEP_EVERY = 10.0  # seconds between the worker's sweeps

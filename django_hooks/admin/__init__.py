@@ -3,3 +3,5 @@ every attempt, and inbound calls. Nothing here ever shows a secret except the ex
 rotate pages."""
 
 from django_hooks.admin import endpoints, records  # noqa: F401  (registers the ModelAdmins)
+
+__all__: list[str] = []

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from django_hooks.outbound.operations import HourlyCounts
 
+__all__: list[str] = []
+
 WIDTH, HEIGHT = 760, 200
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 12, 28
 

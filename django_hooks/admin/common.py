@@ -12,6 +12,8 @@ from django.utils.html import format_html
 from django_hooks.internal.retention import delete_deliveries
 from django_hooks.models import Delivery, DeliveryAttempt
 
+__all__: list[str] = []
+
 COUNT_CAP = 10_000
 
 

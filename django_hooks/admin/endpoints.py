@@ -37,6 +37,8 @@ from django_hooks.outbound.operations import (
 )
 from django_hooks.outbound.state import disable_endpoint, enable_endpoint
 
+__all__: list[str] = []
+
 WINDOW = dt.timedelta(hours=24)
 OPERATIONS = ("send_test", "enable", "disable", "rotate_secret", "reveal_secret", "recover")
 CHART_HOURS = 48

@@ -23,6 +23,8 @@ from django_hooks.inbound.queue import reprocess
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, InboundWebhook
 from django_hooks.outbound.state import cancel_deliveries, retry_deliveries
 
+__all__: list[str] = []
+
 DEFERRED_IN_LIST = ("event__data", "endpoint__secret_ciphertext", "endpoint__previous_secrets",
                     "endpoint__headers", "endpoint__description")  # fmt: skip
 STATUS_ORDER = [status.value for status in Delivery.Status]

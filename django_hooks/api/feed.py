@@ -53,7 +53,7 @@ from django_hooks.models import Event, owner_q
 from django_hooks.outbound.feed import clock, horizon, lag, owner_channel
 from django_hooks.outbound.wakeups import get_queue
 
-__all__ = ["Feed", "InvalidCursor", "Page"]
+__all__: list[str] = []
 
 logger = logging.getLogger("django_hooks")
 

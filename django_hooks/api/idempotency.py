@@ -33,6 +33,8 @@ from django_hooks.exceptions import DecryptionError
 from django_hooks.internal import encryption
 from django_hooks.models import IdempotencyKey, owner_q
 
+__all__: list[str] = []
+
 HEADER = "Idempotency-Key"
 KEEP = dt.timedelta(hours=24)
 # A claim older than this without a stored response belongs to a request that died.

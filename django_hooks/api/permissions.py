@@ -12,6 +12,8 @@ from rest_framework.request import Request
 from django_hooks.conf import hooks_settings
 from django_hooks.exceptions import ConfigurationError
 
+__all__ = ["HasOwner", "authenticated_user", "request_owner"]
+
 _UNSET = object()
 
 

@@ -13,6 +13,8 @@ from django.http import HttpRequest, JsonResponse
 from django_hooks import __version__
 from django_hooks.exceptions import MissingDependency
 
+__all__: list[str] = []
+
 try:
     from drf_spectacular.generators import SchemaGenerator
     from drf_spectacular.openapi import AutoSchema

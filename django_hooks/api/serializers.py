@@ -11,6 +11,8 @@ from django_hooks.exceptions import EndpointValidationError
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event
 from django_hooks.outbound.state import enable_endpoint
 
+__all__: list[str] = []
+
 MAX_GRACE_PERIOD = 7 * 24 * 3600
 
 

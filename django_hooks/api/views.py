@@ -42,6 +42,8 @@ from django_hooks.models import Delivery, Endpoint, Event, owner_q
 from django_hooks.outbound.operations import delivery_counts, recover_deliveries, send_test_event
 from django_hooks.outbound.state import retry_deliveries
 
+__all__ = ["DeliveryViewSet", "EndpointViewSet", "EventTypeViewSet", "EventViewSet", "OwnedViewSet"]
+
 STATS_WINDOW = dt.timedelta(hours=24)
 
 

@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "HooksError",
+    "InvalidSecret",
+    "InvalidSignature",
+    "MalformedHeader",
+    "MalformedPayload",
+    "MissingHeader",
+    "PayloadError",
+    "SignatureMismatch",
+    "TimestampOutOfTolerance",
+    "UnsafeURL",
+]
+
 
 class HooksError(Exception):
     """Base class of every error django-hooks raises on purpose."""

@@ -6,6 +6,8 @@ import os
 import threading
 import time
 
+__all__: list[str] = []
+
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base32: no I, L, O, U
 
 

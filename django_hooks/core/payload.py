@@ -11,6 +11,8 @@ from typing import Any
 
 from django_hooks.core.errors import PayloadError
 
+__all__: list[str] = []
+
 
 def format_timestamp(value: dt.datetime) -> str:
     """ISO 8601 with microseconds; UTC is written ``Z`` as Standard Webhooks senders do."""

@@ -8,6 +8,8 @@ import random
 import time
 from collections.abc import Sequence
 
+__all__: list[str] = []
+
 JITTER = 0.2
 
 

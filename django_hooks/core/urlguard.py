@@ -16,15 +16,7 @@ from urllib.parse import urlsplit
 
 from django_hooks.core.errors import UnsafeURL
 
-__all__ = [
-    "BlockedAddress",
-    "PrivateHostName",
-    "Resolver",
-    "Target",
-    "URLGuard",
-    "UnresolvableHost",
-    "parse_networks",
-]
+__all__: list[str] = []
 
 Network = IPv4Network | IPv6Network
 IPAddress = IPv4Address | IPv6Address

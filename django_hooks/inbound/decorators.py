@@ -32,6 +32,8 @@ from django_hooks.inbound.queue import enqueue_call
 from django_hooks.inbound.verifiers import Verified, Verifier, get_verifier
 from django_hooks.models import INBOUND_LEASE, InboundWebhook
 
+__all__ = ["WebhookCall", "webhook_receiver"]
+
 logger = logging.getLogger("django_hooks.inbound")
 
 # Never stored: they carry credentials of the sender or of our own users.

@@ -25,6 +25,8 @@ from django_hooks.core.errors import InvalidSecret, InvalidSignature
 from django_hooks.inbound.decorators import SecretSource, resolve_secrets
 from django_hooks.inbound.verifiers import Verifier, get_verifier
 
+__all__ = ["WebhookSignatureAuthentication"]
+
 
 class WebhookSignatureAuthentication(BaseAuthentication):
     provider: str | Verifier = "standard"

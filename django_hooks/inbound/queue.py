@@ -14,7 +14,7 @@ from django_hooks.exceptions import QueueUnavailable
 from django_hooks.internal import queue
 from django_hooks.models import INBOUND_LEASE, InboundWebhook
 
-__all__ = ["reprocess"]
+__all__: list[str] = []
 
 logger = logging.getLogger("django_hooks.inbound")
 

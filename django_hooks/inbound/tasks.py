@@ -19,6 +19,8 @@ from django_hooks.inbound.views import build_receiver
 from django_hooks.internal.queue import close_stale_connections
 from django_hooks.models import InboundWebhook
 
+__all__: list[str] = []
+
 logger = logging.getLogger("django_hooks.inbound")
 
 RESTART_HINT = (

@@ -13,6 +13,8 @@ from django_hooks.conf import hooks_settings
 from django_hooks.exceptions import ConfigurationError
 from django_hooks.inbound.decorators import webhook_receiver
 
+__all__: list[str] = []
+
 OPTIONS = {"provider", "secret", "handler", "tolerance", "run_async", "max_body_bytes"}
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from django.db import connections, transaction
 
+__all__: list[str] = []
+
 Handler = Callable[[list[Any], str], None]
 
 

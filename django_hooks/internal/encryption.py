@@ -18,6 +18,8 @@ from django.conf import settings
 from django_hooks.conf import hooks_settings
 from django_hooks.exceptions import ConfigurationError, DecryptionError
 
+__all__: list[str] = []
+
 
 def derive_key(secret_key: str) -> bytes:
     """A Fernet key derived from Django's ``SECRET_KEY`` with HKDF-SHA256."""

@@ -12,6 +12,8 @@ from django.utils import timezone
 from django_hooks.conf import hooks_settings
 from django_hooks.models import Delivery, DeliveryAttempt, Event, InboundWebhook
 
+__all__: list[str] = []
+
 
 def prune(
     *,

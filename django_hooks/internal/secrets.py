@@ -11,6 +11,8 @@ from django_hooks.exceptions import DecryptionError
 from django_hooks.internal import encryption
 from django_hooks.models import Endpoint
 
+__all__: list[str] = []
+
 CONCURRENT_RETRIES = 3
 
 

@@ -26,6 +26,8 @@ from django.utils import timezone
 from django_hooks.conf import hooks_settings
 from django_hooks.models import Delivery, Endpoint
 
+__all__: list[str] = []
+
 #: The advisory lock claimers take on PostgreSQL (any constant; "hooks" in ASCII).
 CLAIM_LOCK = 0x686F6F6B73
 #: Candidate rows read per claim, per free slot: room to skip endpoints at their limit.

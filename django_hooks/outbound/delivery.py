@@ -31,6 +31,8 @@ from django_hooks.outbound.claims import release
 from django_hooks.outbound.state import disable_endpoint
 from django_hooks.outbound.transport import HTTPResult, Transport
 
+__all__: list[str] = []
+
 logger = logging.getLogger("django_hooks")
 
 T = TypeVar("T")

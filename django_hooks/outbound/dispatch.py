@@ -23,6 +23,8 @@ from django_hooks.exceptions import ConfigurationError
 from django_hooks.models import Delivery, Endpoint, Event, owner_q
 from django_hooks.outbound.wakeups import wake_on_commit
 
+__all__ = ["model_events", "send_event"]
+
 logger = logging.getLogger("django_hooks")
 
 

@@ -49,6 +49,8 @@ from django_hooks.outbound.delivery import (
 from django_hooks.outbound.transport import HTTPResult, Transport
 from django_hooks.outbound.wakeups import DRAIN_SECONDS
 
+__all__: list[str] = []
+
 logger = logging.getLogger("django_hooks")
 
 IDLE_POLL = 0.2  # seconds between claims while nothing more is due and attempts are in flight

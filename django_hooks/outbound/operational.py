@@ -17,6 +17,8 @@ from django_hooks.conf import hooks_settings
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint
 from django_hooks.outbound.dispatch import send_event
 
+__all__: list[str] = []
+
 logger = logging.getLogger("django_hooks")
 
 ENDPOINT_DISABLED = "endpoint.disabled"

@@ -23,6 +23,8 @@ from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event
 from django_hooks.outbound.state import retry_deliveries
 from django_hooks.outbound.wakeups import wake
 
+__all__ = ["recover_deliveries", "send_test_event"]
+
 
 def send_test_event(
     endpoint: Endpoint, *, event_type: str | None = None, data: Any = None

@@ -12,6 +12,8 @@ from django_hooks.exceptions import QueueUnavailable
 from django_hooks.models import Delivery
 from django_hooks.outbound.wakeups import wake
 
+__all__: list[str] = []
+
 DEFAULT_GRACE = 60  # seconds a due delivery may wait for its own job before the sweep steps in
 
 

@@ -61,7 +61,7 @@ from urllib3.util.retry import Retry
 from django_hooks.core.errors import UnsafeURL
 from django_hooks.core.urlguard import BlockedAddress, Target, UnresolvableHost, URLGuard
 
-__all__ = ["BlockedRequest", "GuardedAdapter", "HTTPResult", "ResponseBodyError", "Transport"]
+__all__: list[str] = []
 
 MAX_RESPONSE_HEADERS = 100
 MAX_ERROR_CHARS = 1000
