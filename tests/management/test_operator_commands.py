@@ -262,7 +262,7 @@ def test_prune_uses_the_retention_settings_without_older_than(settings):
 
 def test_prune_keeps_an_event_whose_delivery_is_retried_while_it_runs(monkeypatch):
     """A retry landing between prune's candidate query and its delete keeps the event."""
-    from django_hooks import retention
+    from django_hooks.internal import retention
     from django_hooks.outbound.state import retry_deliveries
 
     endpoint = Endpoint.objects.create(url="http://127.0.0.1:9/")
