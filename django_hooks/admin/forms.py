@@ -113,6 +113,8 @@ class HeaderRowsWidget(forms.Widget):
         self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
     ) -> SafeString:
         rows = header_rows(value)
+        while rows and not "".join(rows[-1]).strip():  # shown again after an error: the spare
+            rows.pop()  # rows come back once, and the rows above keep their numbers
         rows += [("", "")] * max(0, min(SPARE_HEADER_ROWS, MAX_CUSTOM_HEADERS - len(rows)))
         base_id = (attrs or {}).get("id") or self.attrs.get("id") or f"id_{name}"
         # The admin gives help text the id "<id_for_label>_helptext": every input points to it.

@@ -454,8 +454,10 @@ def test_header_rows_are_checked_by_the_header_rules_each_named(admin_client_):
         response = admin_client_.post(ENDPOINTS + "add/", endpoint_form(headers=rows))
         assert response.status_code == 200, rows
         assert form_errors(response) == problems, rows
-        # Every row comes back as typed.
+        # Every row comes back as typed, with the spare rows once.
         assert f'value="{html.escape(rows[-1][1])}"' in text(response)
+        shown = len(re.findall(r'name="headers-\d+-name"', text(response)))
+        assert shown == len(rows) + max(0, min(3, 20 - len(rows))), rows
     assert not Endpoint.objects.exists()
 
 
