@@ -474,6 +474,7 @@ def test_the_owner_is_set_by_type_and_id_and_checked(admin_client_):
     for owner_type, owner_id, field_problem in [
         (org_type, "999", "There is no organization with id '999'."),
         (org_type, "abc", "There is no organization with id 'abc'."),
+        (org_type, "9" * 30, f"There is no organization with id '{'9' * 30}'."),
         (org_type, "", "Enter the id of the organization that owns this endpoint, or choose "
                        "“no owner”."),
         ("", str(org.pk), f"Choose the type of the owner with id '{org.pk}', or clear the owner id."),
