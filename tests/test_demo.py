@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.docs.samples import DOCS, assert_page_shows
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -23,6 +25,7 @@ def test_the_demo_delivers_and_verifies_every_webhook(tmp_path, redis_url):
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert out.rstrip().endswith("All webhooks delivered and verified.")
+    assert_page_shows(DOCS / "example.md", "## `make demo`", out)  # the page shows this run
 
     sections = dict(re.findall(r"^(\w[\w ]+) \((\w+)\): endpoint", out, re.MULTILINE))
     assert sorted(sections.values()) == ["acme", "globex"]

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from django_hooks.testing import free_port
+from tests.docs.samples import DOCS, assert_page_shows
 
 ROOT = Path(__file__).resolve().parents[1]
 PROC = Path("/proc")
@@ -100,6 +101,7 @@ def test_serve_runs_the_site_and_worker_and_ctrl_c_stops_them_all(tmp_path):
         )  # fmt: skip
         wait_until(lambda: "Press Ctrl-C to stop." in log.read_text(), 10, "the banner", serve, log)
         out = log.read_text()
+        assert_page_shows(DOCS / "example.md", "## `make serve`", out)  # the page shows this run
 
         # The printed admin login works.
         assert "(user admin, password serve-test-password)" in out

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 
+from django_hooks.admin.common import time_text
 from django_hooks.outbound.operations import HourlyCounts
 
 __all__: list[str] = []
@@ -61,7 +63,7 @@ def delivery_chart(series: list[HourlyCounts]) -> dict[str, object]:
                 succeeded_height=round(succeeded, 1),
                 failed_y=round(baseline - succeeded - failed, 1),
                 failed_height=round(failed, 1),
-                title=f"{hour.hour:%d %b %H:00} UTC: {hour.succeeded} delivered, "
+                title=f"{time_text(hour.hour, dt.UTC)}: {hour.succeeded} delivered, "
                 f"{hour.failed} failed",
             )
         )

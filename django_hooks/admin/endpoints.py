@@ -24,7 +24,15 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from django_hooks.admin.chart import delivery_chart
-from django_hooks.admin.common import CappedPaginator, DeletesDeliveriesInBatches, status_badge
+from django_hooks.admin.common import (
+    CappedPaginator,
+    DeletesDeliveriesInBatches,
+    show_time,
+    status_badge,
+    time_column,
+    time_text,
+)
+from django_hooks.admin.forms import EndpointAdminForm
 from django_hooks.conf import hooks_settings
 from django_hooks.exceptions import EndpointNotReceiving
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint
@@ -118,12 +126,11 @@ def describe_attempt(attempt: DeliveryAttempt | None) -> str:
         return "—"
     ok = attempt.status_code is not None and 200 <= attempt.status_code < 300
     label = str(attempt.status_code) if attempt.status_code is not None else "error"
-    when = timezone.localtime(attempt.created_at).strftime("%b %d, %H:%M:%S")
     return format_html(
         '{}<br><span class="hooks-quiet hooks-when" title="{}">{}</span>',
         status_badge("succeeded" if ok else "failed", label),
         attempt.error,
-        when,
+        show_time(attempt.created_at),
     )
 
 
@@ -160,14 +167,24 @@ class RecoverForm(forms.Form):
 @admin.register(Endpoint)
 class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
     delivery_field = "endpoint"
-    list_display = ["url", "owner_display", "state", "subscriptions", "deliveries_24h",
+    form = EndpointAdminForm
+    # The id first: the management commands (hooks_send_test, hooks_retry --endpoint) take it.
+    list_display = ["id", "url", "owner_display", "state", "subscriptions", "deliveries_24h",
                     "last_attempt_display"]  # fmt: skip
+    list_display_links = ["id", "url"]
     list_filter = [StateFilter]
-    search_fields = ["url", "description"]
-    readonly_fields = ["state", "disabled_at", "disabled_reason", "failing_since", "owner_display",
-                       "created_at", "updated_at"]  # fmt: skip
-    fields = ["url", "description", "event_types", "headers", "max_concurrency", "rate_limit",
-              "is_active", *readonly_fields]  # fmt: skip
+    search_fields = ["=id", "url", "description"]
+    # Shown on the change page only: on the add page there is nothing to show yet.
+    readonly_fields = ["id", "state", "disabled_at_display", "disabled_reason",
+                       "failing_since_display", "owner_display", "created_display",
+                       "updated_display"]  # fmt: skip
+    fieldsets = [
+        (None, {"fields": ["url", "description", "event_types", "headers", "is_active"]}),
+        ("Owner", {"fields": ["owner_content_type", "owner_id", "owner_display"]}),
+        ("Limits", {"fields": ["max_concurrency", "rate_limit"]}),
+        ("State", {"fields": ["id", "state", "disabled_at_display", "disabled_reason",
+                              "failing_since_display", "created_display", "updated_display"]}),
+    ]  # fmt: skip
     actions = ["enable", "disable", "send_test"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     change_form_template = "django_hooks/admin/endpoint_change_form.html"
@@ -190,19 +207,34 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return EndpointChangeList
 
-    # A view-only user sees the extra headers' names, not their values: they often carry a
-    # credential, which is shown only to those who may also reveal the signing secret.
-    def get_fields(self, request: HttpRequest, obj: Endpoint | None = None) -> Any:
-        fields = list(super().get_fields(request, obj))
-        if obj is not None and not self.has_change_permission(request, obj):
-            fields = ["headers_masked" if name == "headers" else name for name in fields]
-        return fields
+    def get_fieldsets(self, request: HttpRequest, obj: Endpoint | None = None) -> Any:
+        readonly = set(self.readonly_fields)
+        masked = obj is not None and not self.has_change_permission(request, obj)
+        fieldsets = []
+        for name, options in super().get_fieldsets(request, obj):
+            fields = [
+                # A view-only user sees the extra headers' names, not their values: they often
+                # carry a credential, shown only to those who may also reveal the secret.
+                "headers_masked" if masked and field == "headers" else field
+                for field in options["fields"]
+                if obj is not None or field not in readonly
+            ]
+            if fields:
+                fieldsets.append((name, {**options, "fields": fields}))
+        return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Endpoint | None = None) -> Any:
+        if obj is None:
+            return []
         fields = list(super().get_readonly_fields(request, obj))
-        if obj is not None and not self.has_change_permission(request, obj):
+        if not self.has_change_permission(request, obj):
             fields.append("headers_masked")
         return fields
+
+    disabled_at_display = time_column("disabled_at", "disabled at")
+    failing_since_display = time_column("failing_since", "failing since")
+    created_display = time_column("created_at", "created")
+    updated_display = time_column("updated_at", "updated")
 
     @admin.display(description="extra headers")
     def headers_masked(self, endpoint: Endpoint) -> str:
@@ -432,9 +464,9 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
             return self._back(endpoint)
         since, until = form.cleaned_data["since"], form.cleaned_data["until"]
         count = recover_deliveries(endpoint, since, until)
-        window = f"since {since:%Y-%m-%d %H:%M}"
+        window = f"since {time_text(since)}"
         if until:
-            window += f" until {until:%Y-%m-%d %H:%M}"
+            window += f" until {time_text(until)}"
         self.log_change(request, endpoint, f"Recovered {count} failed deliveries {window}.")
         self.message_user(
             request, f"{count} failed deliveries {window} queued again.", messages.SUCCESS

@@ -16,6 +16,7 @@ from django_hooks.admin.common import (
     DeletesDeliveriesInBatches,
     pretty_json,
     status_badge,
+    time_column,
 )
 from django_hooks.conf import hooks_settings
 from django_hooks.exceptions import QueueUnavailable
@@ -83,11 +84,13 @@ class EventTypeFilter(admin.SimpleListFilter):
 class DeliveryInline(admin.TabularInline):
     model = Delivery
     readonly_fields = ["delivery_link", "endpoint", "status_display", "attempts",
-                       "last_status_code", "last_error", "next_attempt_at",
-                       "completed_at"]  # fmt: skip
+                       "last_status_code", "last_error", "next_attempt_display",
+                       "completed_display"]  # fmt: skip
     fields = list(readonly_fields)
     extra = 0
     can_delete = False
+    next_attempt_display = time_column("next_attempt_at", "next attempt at")
+    completed_display = time_column("completed_at", "completed at")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Delivery]:
         return (
@@ -115,10 +118,10 @@ class EventAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
     delivery_field = "event"
     change_form_template = "django_hooks/admin/change_form.html"
     change_list_template = "django_hooks/admin/change_list.html"
-    list_display = ["id", "type", "owner_display", "created_at", "deliveries_display"]
+    list_display = ["id", "type", "owner_display", "created_display", "deliveries_display"]
     list_filter = [EventTypeFilter]
     search_fields = ["=id", "=idempotency_key"]
-    readonly_fields = ["id", "type", "owner_display", "idempotency_key", "created_at",
+    readonly_fields = ["id", "type", "owner_display", "idempotency_key", "created_display",
                        "payload"]  # fmt: skip
     fields = list(readonly_fields)
     inlines = [DeliveryInline]
@@ -137,6 +140,8 @@ class EventAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # events come from send_event: they carry deliveries
 
+    created_display = time_column("created_at", "created")
+
     @admin.display(description="owner")
     def owner_display(self, event: Event) -> str:
         return str(event.owner) if event.owner_content_type_id else "—"
@@ -152,13 +157,14 @@ class EventAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
 
 class AttemptInline(admin.StackedInline):
     model = DeliveryAttempt
-    readonly_fields = ["number", "created_at", "url", "status", "duration_ms", "error",
+    readonly_fields = ["number", "created_display", "url", "status", "duration_ms", "error",
                        "request_headers_display", "response_headers_display",
                        "response_body_display"]  # fmt: skip
     fields = list(readonly_fields)
     extra = 0
     can_delete = False
     ordering = ["number"]
+    created_display = time_column("created_at", "at")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -197,11 +203,12 @@ class DeliveryStatusFilter(admin.SimpleListFilter):
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
     list_display = ["id", "event_display", "endpoint_display", "status_display", "attempts",
-                    "last_status_code", "next_attempt_at", "created_at"]  # fmt: skip
+                    "last_status_code", "next_attempt_display", "created_display"]  # fmt: skip
     list_filter = [DeliveryStatusFilter, "endpoint"]
     raw_id_fields = ["event", "endpoint"]
-    readonly_fields = ["event", "endpoint", "status_display", "attempts", "next_attempt_at",
-                       "last_status_code", "last_error", "created_at", "completed_at"]  # fmt: skip
+    readonly_fields = ["event", "endpoint", "status_display", "attempts", "next_attempt_display",
+                       "last_status_code", "last_error", "created_display",
+                       "completed_display"]  # fmt: skip
     fields = list(readonly_fields)
     inlines = [AttemptInline]
     actions = ["retry", "cancel"]
@@ -224,6 +231,10 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    next_attempt_display = time_column("next_attempt_at", "next attempt at")
+    created_display = time_column("created_at", "created")
+    completed_display = time_column("completed_at", "completed at")
 
     @admin.display(description="event", ordering="event_id")
     def event_display(self, delivery: Delivery) -> str:
@@ -295,13 +306,16 @@ class InboundChangeList(ChangeList):
 class InboundWebhookAdmin(admin.ModelAdmin):
     change_form_template = "django_hooks/admin/change_form.html"
     change_list_template = "django_hooks/admin/change_list.html"
-    list_display = ["webhook_id", "source", "provider", "event_type", "status_display",
-                    "received_at"]  # fmt: skip
+    # The id first: hooks_reprocess takes it.
+    list_display = ["id", "webhook_id", "source", "provider", "event_type", "status_display",
+                    "received_display"]  # fmt: skip
+    list_display_links = ["id", "webhook_id"]
     list_filter = [InboundStatusFilter, SourceFilter, ProviderFilter]
     search_fields = ["=webhook_id"]
     readonly_fields = [
-        "source", "provider", "webhook_id", "sender_id", "event_type", "status_display",
-        "attempts", "error", "handler", "received_at", "processed_at", "headers_display",
+        "id", "source", "provider", "webhook_id", "sender_id", "event_type", "status_display",
+        "attempts", "error", "handler", "received_display", "processed_display",
+        "headers_display",
         "body_display", "payload_display",
     ]  # fmt: skip
     fields = list(readonly_fields)
@@ -314,6 +328,9 @@ class InboundWebhookAdmin(admin.ModelAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return InboundChangeList
+
+    received_display = time_column("received_at", "received")
+    processed_display = time_column("processed_at", "processed")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -179,7 +179,9 @@ def test_the_admin_console_in_a_real_browser(site, browser_page, receiver):
     page.goto(f"{site.url}/admin/django_hooks/endpoint/add/")
     page.fill("#id_url", receiver.url("/hook"))
     page.fill("#id_description", "Local receiver")
-    page.fill("#id_event_types", '["order.*"]')
+    page.fill("#id_event_types", "order.*\ninvoice.paid")  # one per line, as typed
+    page.get_by_label("Header 1 name").fill("X-Api-Key")
+    page.get_by_label("Header 1 value").fill("browser-key")
     page.click("input[name=_continue]")
     expect(page.locator(".messagelist")).to_contain_text("was added successfully")
     change_url = page.url
@@ -197,6 +199,7 @@ def test_the_admin_console_in_a_real_browser(site, browser_page, receiver):
     expect(page.locator("#result_list")).to_contain_text("webhook.test")
     (first,) = receiver.to("/hook")
     assert Webhook(secret).verify(first.body, first.headers)["type"] == "webhook.test"
+    assert first.headers["x-api-key"] == "browser-key"
 
     # A failed delivery (no retries in these settings), retried from the list.
     receiver.script("/hook", Reply(500, body=b"down for maintenance"))
@@ -252,7 +255,8 @@ def test_the_admin_console_in_a_real_browser(site, browser_page, receiver):
     page.goto(f"{site.url}/admin/django_hooks/endpoint/")
     page.screenshot(path=str(ARTIFACTS / "endpoint-list.png"))
     listing = page.inner_text("#result_list")
-    assert receiver.url("/hook") in listing and "order.*" in listing
+    assert receiver.url("/hook") in listing and "order.*, invoice.paid" in listing
+    expect(page.locator("#result_list tbody th.field-id").first).to_have_text(str(endpoint_id))
 
     # The reveal and the rotation were recorded in the admin log.
     log = site.manage("shell", "-c", (

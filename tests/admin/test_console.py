@@ -2,6 +2,7 @@
 action, permissions, CSRF, and query counts that do not grow with the rows."""
 
 import datetime as dt
+import html
 import re
 
 import pytest
@@ -202,7 +203,7 @@ def test_the_change_page_charts_delivered_and_failed_per_hour(admin_client_):
     # 48 hours: the deliveries of 60 hours ago are outside the chart.
     assert "last 48 hours: 11 delivered, 2 failed" in page
     hour = (now - dt.timedelta(hours=1)).astimezone(dt.UTC)
-    assert f"{hour:%d %b %H}:00 UTC: 7 delivered, 2 failed" in page
+    assert f"{hour:%Y-%m-%d %H}:00:00 UTC: 7 delivered, 2 failed" in page
     assert page.count("<g><title>") == 48
     assert "7 delivered<br>2 failed" in page  # the 24 h figures
     assert_no_secret(response, endpoint)
@@ -354,29 +355,213 @@ def test_operator_buttons_need_a_csrf_token():
     assert endpoint.secret != old
 
 
+def endpoint_form(**fields):
+    """What the add/change form posts: event types as typed, headers as (name, value) rows."""
+    headers = fields.pop("headers", [])
+    data = {"url": "https://hooks.example.com/in", "description": "", "event_types": "",
+            "is_active": "on", "owner_content_type": "", "owner_id": "", **fields}  # fmt: skip
+    for index, (name, value) in enumerate([*headers, ("", ""), ("", "")]):
+        data[f"headers-{index}-name"], data[f"headers-{index}-value"] = name, value
+    return data
+
+
+def form_errors(response):
+    """The messages of the page's error lists, unescaped."""
+    lists = re.findall(r'<ul class="errorlist[^"]*"[^>]*>(.*?)</ul>', text(response), re.DOTALL)
+    return [html.unescape(item) for items in lists for item in re.findall(r"<li>(.*?)</li>", items)]
+
+
 def test_an_endpoint_is_created_and_edited_from_the_admin(admin_client_):
     response = admin_client_.post(
         ENDPOINTS + "add/",
-        {"url": "hooks.example.com/in", "description": "Billing", "event_types": '["order.*"]',
-         "headers": '{"X-Api-Key": "k-1"}', "is_active": "on"},
+        endpoint_form(url="hooks.example.com/in", description="Billing",
+                      event_types="order.*\r\ninvoice.paid, customer.created\r\n\r\n",
+                      headers=[("X-Api-Key", "k-1"), ("", "")]),
     )  # fmt: skip
     assert response.status_code == 302, text(response)
     endpoint = Endpoint.objects.get()
     assert endpoint.url == "https://hooks.example.com/in" and endpoint.secret.startswith("whsec_")
-    assert endpoint.event_types == ["order.*"] and endpoint.event_types_match == "|order.*|"
+    assert endpoint.event_types == ["order.*", "invoice.paid", "customer.created"]
+    assert endpoint.event_types_match == "|customer.created|invoice.paid|order.*|"
+    assert endpoint.headers == {"X-Api-Key": "k-1"}
     secret = endpoint.secret
+
+    # The change page shows them back as typed: one type per line, one row per header.
+    page = text(admin_client_.get(endpoint_url(endpoint)))
+    assert ">\norder.*\ninvoice.paid\ncustomer.created</textarea>" in page
+    assert 'name="headers-0-name" id="id_headers-0-name" value="X-Api-Key"' in page
+    assert 'name="headers-0-value" id="id_headers-0-value" value="k-1"' in page
+    assert 'name="headers-3-name"' in page and 'name="headers-4-name"' not in page  # 3 spare
+
     response = admin_client_.post(
         endpoint_url(endpoint),
-        {"url": "https://hooks.example.com/in", "description": "Billing v2",
-         "event_types": '["order.paid"]', "headers": "{}", "is_active": "on"},
+        endpoint_form(description="Billing v2", event_types="order.paid",
+                      headers=[("", ""), ("Authorization", "Bearer t")]),
     )  # fmt: skip
-    assert response.status_code == 302
+    assert response.status_code == 302, text(response)
     endpoint.refresh_from_db()
     assert endpoint.description == "Billing v2" and endpoint.event_types_match == "|order.paid|"
+    assert endpoint.headers == {"Authorization": "Bearer t"}
     assert endpoint.secret == secret  # editing never touches the secret
-    bad = admin_client_.post(ENDPOINTS + "add/", {"url": "https://hooks.example.com/",
-                                                   "event_types": '["no spaces"]', "headers": "{}"})  # fmt: skip
-    assert bad.status_code == 200 and "&#x27;no spaces&#x27; is not an event type" in text(bad)
+
+    # Emptied, the subscriptions are every event and the headers none.
+    admin_client_.post(endpoint_url(endpoint), endpoint_form(event_types=" \r\n"))
+    endpoint.refresh_from_db()
+    assert endpoint.event_types == [] and endpoint.headers == {}
+
+
+def test_the_admin_names_each_bad_event_type_as_the_api_does(admin_client_):
+    from rest_framework.test import APIClient
+
+    too_long = "order." + "x" * 250
+    bad = ["order.*", "order paid", "a..b", "order.*.paid"]
+    response = admin_client_.post(ENDPOINTS + "add/", endpoint_form(event_types="\n".join(bad)))
+    assert response.status_code == 200 and not Endpoint.objects.exists()
+    admin_problems = form_errors(response)
+    api = APIClient()
+    api.force_login(User.objects.create_user("alice"))
+    answer = api.post("/api/hooks/endpoints/",
+                      {"url": "https://hooks.example.com/", "event_types": bad}, format="json")  # fmt: skip
+    assert answer.status_code == 400
+    assert admin_problems == answer.json()["event_types"]
+    assert [problem.split(" is not")[0] for problem in admin_problems] == [
+        "'order paid'", "'a..b'", "'order.*.paid'"
+    ]  # fmt: skip
+    # The text comes back as typed, to be corrected.
+    assert "order.*\norder paid\na..b\norder.*.paid</textarea>" in text(response)
+
+    response = admin_client_.post(ENDPOINTS + "add/", endpoint_form(event_types=too_long))
+    assert form_errors(response) == [f"{too_long[:40]!r}… is over 255 characters."]
+    response = admin_client_.post(
+        ENDPOINTS + "add/", endpoint_form(event_types=",".join(f"t{n}" for n in range(201)))
+    )
+    assert form_errors(response) == ["At most 200 event types; got 201."]
+    assert not Endpoint.objects.exists()
+
+
+def test_header_rows_are_checked_by_the_header_rules_each_named(admin_client_):
+    for rows, problems in [
+        ([("Host", "evil.example")], ["'Host' is set by django-hooks or a proxy: cannot be replaced."]),
+        ([("X-Key", "a"), ("", "orphan")], ["Row 2 has a value but no header name."]),
+        ([("X-Key", "a"), ("x-key", "b")],
+         ["'x-key' is given twice (as 'X-Key' too): header names are case-insensitive, so give "
+          "each one once."]),
+        ([("Bad Name", "v"), ("X-Ok", "é")],
+         ["'Bad Name' is not a valid header name.",
+          "The value of 'X-Ok' must be ASCII without leading or trailing spaces."]),
+        ([(f"X-{n}", "v") for n in range(21)], ["At most 20 headers; got 21."]),
+    ]:  # fmt: skip
+        response = admin_client_.post(ENDPOINTS + "add/", endpoint_form(headers=rows))
+        assert response.status_code == 200, rows
+        assert form_errors(response) == problems, rows
+        # Every row comes back as typed, with the spare rows once.
+        assert f'value="{html.escape(rows[-1][1])}"' in text(response)
+        shown = len(re.findall(r'name="headers-\d+-name"', text(response)))
+        assert shown == len(rows) + max(0, min(3, 20 - len(rows))), rows
+    assert not Endpoint.objects.exists()
+
+
+def test_the_owner_is_set_by_type_and_id_and_checked(admin_client_):
+    from django.contrib.contenttypes.models import ContentType
+
+    org = Organization.objects.create(name="Acme Corp")
+    org_type = ContentType.objects.get_for_model(Organization).pk
+    choices = text(admin_client_.get(ENDPOINTS + "add/"))
+    choices = choices[choices.index('name="owner_content_type"') :].split("</select>")[0]
+    assert "Testapp | organization" in choices and "no owner" in choices
+    assert "Webhooks" not in choices and "Sessions" not in choices  # never owners
+
+    for owner_type, owner_id, field_problem in [
+        (org_type, "999", "There is no organization with id '999'."),
+        (org_type, "abc", "There is no organization with id 'abc'."),
+        (org_type, "9" * 30, f"There is no organization with id '{'9' * 30}'."),
+        (org_type, "", "Enter the id of the organization that owns this endpoint, or choose "
+                       "“no owner”."),
+        ("", str(org.pk), f"Choose the type of the owner with id '{org.pk}', or clear the owner id."),
+    ]:  # fmt: skip
+        response = admin_client_.post(
+            ENDPOINTS + "add/", endpoint_form(owner_content_type=owner_type, owner_id=owner_id)
+        )
+        assert form_errors(response) == [field_problem]
+    assert not Endpoint.objects.exists()
+
+    response = admin_client_.post(
+        ENDPOINTS + "add/", endpoint_form(owner_content_type=org_type, owner_id=f" {org.pk} ")
+    )
+    assert response.status_code == 302, text(response)
+    endpoint = Endpoint.objects.get()
+    assert endpoint.owner == org and list(Endpoint.objects.owned_by(org)) == [endpoint]
+    assert str(org) in text(admin_client_.get(ENDPOINTS))
+    admin_client_.post(endpoint_url(endpoint), endpoint_form())
+    endpoint.refresh_from_db()
+    assert endpoint.owner_content_type_id is None and endpoint.owner_id is None
+
+
+def test_the_add_form_shows_no_read_only_fields_and_labels_every_input(admin_client_):
+    page = text(admin_client_.get(ENDPOINTS + "add/"))
+    form = page[page.index('id="endpoint_form"') : page.index('class="submit-row"')]
+    for read_only in ("id", "state", "disabled_at_display", "disabled_reason",
+                      "failing_since_display", "owner_display", "created_display",
+                      "updated_display"):  # fmt: skip
+        assert f"field-{read_only}" not in form, read_only
+    assert 'class="readonly"' not in form
+    labelled = set(re.findall(r'<label[^>]* for="([^"]+)"', form))
+    inputs = re.findall(r'<(?:input|textarea|select)\b[^>]*\bid="([^"]+)"', form)
+    hidden = set(re.findall(r'<input type="hidden"[^>]*id="([^"]+)"', form))
+    assert len(inputs) >= 14 and set(inputs) - hidden - labelled == set()
+
+    endpoint = Endpoint.objects.create(url="https://hooks.example.com/")
+    page = text(admin_client_.get(endpoint_url(endpoint)))
+    assert "field-state" in page and "field-created_display" in page
+
+
+def test_the_lists_show_the_ids_the_commands_take(admin_client_):
+    endpoint = Endpoint.objects.create(url="https://hooks.example.com/")
+    call = InboundWebhook.objects.create(source="s", provider="standard", webhook_id="w1", body=b"")
+    for listing, pk in [(ENDPOINTS, endpoint.pk), (INBOUND, call.pk)]:
+        page = text(admin_client_.get(listing))
+        assert re.search(r'<th scope="col" class="[^"]*column-id', page), listing
+        assert re.search(
+            rf'<th class="field-id"><a href="{listing}{pk}/change/[^"]*">{pk}</a>', page
+        )
+    searched = text(admin_client_.get(f"{ENDPOINTS}?q={endpoint.pk}"))
+    assert f"{ENDPOINTS}{endpoint.pk}/change/" in searched
+
+
+def test_every_admin_page_shows_times_in_one_format(admin_client_, receiver, redis):
+    endpoint = Endpoint.objects.create(url=receiver.url())
+    receiver.script("/hook", Reply(500))
+    event = django_hooks.send_event("order.paid", {"id": 1})
+    drain()
+    Endpoint.objects.filter(pk=endpoint.pk).update(disabled_at=timezone.now(),
+                                                   failing_since=timezone.now())  # fmt: skip
+    delivery = Delivery.objects.get()
+    call = InboundWebhook.objects.create(source="s", provider="standard", webhook_id="w1",
+                                         body=b"", processed_at=timezone.now())  # fmt: skip
+    pages = [ENDPOINTS, endpoint_url(endpoint), EVENTS, f"{EVENTS}{event.pk}/change/", DELIVERIES,
+             f"{DELIVERIES}{delivery.pk}/change/", INBOUND, f"{INBOUND}{call.pk}/change/"]  # fmt: skip
+    one_format = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
+    django_formats = re.compile(
+        r"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}\b|[ap]\.m\."
+    )
+    shown = 0
+    for url in pages:
+        page = text(admin_client_.get(url))
+        body = page[page.index('id="content"') :]
+        times = re.findall(r"<time datetime=\"[^\"]+\">([^<]*)</time>", body)
+        assert times and all(re.fullmatch(one_format, t) for t in times), (url, times)
+        assert not django_formats.search(re.sub(r"<[^>]+>", " ", body)), (
+            url,
+            django_formats.search(re.sub(r"<[^>]+>", " ", body)),
+        )
+        shown += len(times)
+    assert shown >= 15
+    # The chart's hours and the recover message say times the same way.
+    page = text(admin_client_.get(endpoint_url(endpoint)))
+    assert re.search(rf"<title>{one_format[:-4]}[^<]* UTC: \d+ delivered", page)
+    since = timezone.now().strftime("%Y-%m-%dT%H:%M")
+    done = admin_client_.post(endpoint_url(endpoint, "recover"), {"since": since}, follow=True)
+    assert re.search(rf"failed deliveries since {one_format} queued again", text(done))
 
 
 def test_list_actions_enable_disable_and_send_test(admin_client_, receiver, redis):

@@ -12,6 +12,18 @@ DJANGO_OPTIONS = {"help", "version", "verbosity", "settings", "pythonpath", "tra
                   "no_color", "force_color", "skip_checks"}  # fmt: skip
 
 
+def command_names() -> list[str]:
+    return sorted(p.stem for p in COMMANDS.glob("hooks_*.py"))
+
+
+def options(name: str) -> list[argparse.Action]:
+    """The command's own options and arguments (not Django's common ones)."""
+    from django.core.management import load_command_class
+
+    parser = load_command_class("django_hooks", name).create_parser("manage.py", name)
+    return [action for action in parser._actions if action.dest not in DJANGO_OPTIONS]
+
+
 def render() -> str:
     from django.core.management import load_command_class
 
@@ -23,21 +35,17 @@ def render() -> str:
         "(`python -m tests.docs.commands_page`), so it says what `--help` says.",
         "",
     ]
-    for name in sorted(p.stem for p in COMMANDS.glob("hooks_*.py")):
+    for name in command_names():
         command = load_command_class("django_hooks", name)
-        parser = command.create_parser("manage.py", name)
         lines += [f"## {name}", "", " ".join(command.help.split()), ""]
         rows = []
-        for action in parser._actions:
-            if action.dest in DJANGO_OPTIONS:
-                continue
+        for action in options(name):
             flag = ", ".join(action.option_strings) or action.dest.upper()
             if action.metavar:
                 flag += f" {action.metavar}"
-            text = " ".join((action.help or "").split())
-            if action.default not in (None, False, argparse.SUPPRESS) and "default" not in text:
-                text += f" (default: `{action.default}`)"
-            rows.append(f"| `{flag}` | {text.strip()} |")
+            # The help says the default itself (tests/docs/test_commands_page.py checks it does,
+            # once): --help readers need it too, and adding it here said it twice.
+            rows.append(f"| `{flag}` | {' '.join((action.help or '').split())} |")
         if rows:
             lines += ["| option | meaning |", "|---|---|", *rows, ""]
     return "\n".join(lines)

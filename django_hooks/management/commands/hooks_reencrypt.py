@@ -16,7 +16,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--batch-size", type=int, default=500, help="Endpoints per transaction (500)."
+            "--batch-size", type=int, default=500, help="Endpoints per transaction (default 500)."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

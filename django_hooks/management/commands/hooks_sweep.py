@@ -24,7 +24,8 @@ class Command(BaseCommand):
                             help="How overdue a delivery must be before it counts as stranded "
                             f"(default {DEFAULT_GRACE}).")  # fmt: skip
         parser.add_argument("--limit", type=int, default=10_000,
-                            help="At most this many deliveries per sweep.")  # fmt: skip
+                            help="At most this many deliveries per sweep "
+                            "(default 10000).")  # fmt: skip
 
     def handle(
         self, *args: Any, loop: float | None, grace: float, limit: int, **options: Any
