@@ -13,7 +13,7 @@ from django.utils.module_loading import import_string
 
 from django_hooks.conf import hooks_settings
 from django_hooks.core.urlguard import Resolver, URLGuard
-from django_hooks.outbound.transport import Transport
+from django_hooks.outbound.transport import Transport, requests_host_name
 
 _lock = threading.RLock()
 _cache: dict[str, tuple[Any, Any]] = {}
@@ -32,13 +32,14 @@ def _cached(name: str, key: Any, build: Any) -> Any:
 
 
 def url_guard() -> URLGuard:
-    """The guard every endpoint URL and every connection goes through."""
+    """The guard every endpoint URL and every connection goes through; it encodes Unicode host
+    names as requests sends them, so the name vetted when saving is the name delivered to."""
     networks = tuple(hooks_settings.ALLOWED_NETWORKS)
     resolver, https_only = _resolver, bool(hooks_settings.HTTPS_ONLY)
     return _cached(
         "guard",
         (networks, resolver, https_only),
-        lambda: URLGuard(networks, resolver, https_only=https_only),
+        lambda: URLGuard(networks, resolver, https_only=https_only, encode_host=requests_host_name),
     )
 
 
