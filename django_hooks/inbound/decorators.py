@@ -213,6 +213,22 @@ def record_outcome(record: InboundWebhook, *, error: str) -> None:
     )  # fmt: skip
 
 
+_warned_asgi = False
+
+
+def warn_if_unlimited_asgi(request: HttpRequest) -> None:
+    """Say once per process that an ASGI application reads receiver bodies whole."""
+    global _warned_asgi
+    scope = getattr(request, "scope", None)
+    if _warned_asgi or scope is None or scope.get("django_hooks.body_limited"):
+        return
+    _warned_asgi = True
+    logger.warning(
+        "Webhook receivers are served over ASGI without django_hooks.inbound.asgi."
+        "ReceiverBodyLimit: Django reads each body whole before the size check."
+    )
+
+
 def webhook_receiver(
     provider: str | Verifier,
     *,
@@ -252,6 +268,7 @@ def webhook_receiver(
                 response["Allow"] = "POST"
                 return response
             limit = max_body_bytes or hooks_settings.INBOUND_MAX_BODY_BYTES
+            warn_if_unlimited_asgi(request)
             try:
                 declared = int(request.headers.get("content-length") or 0)
             except ValueError:
@@ -308,6 +325,9 @@ def webhook_receiver(
                 return JsonResponse({"status": "accepted", "id": record.webhook_id}, status=202)
             return run_handler(view, request, record, args, kwargs, counted=retaken)
 
+        # Read by ``inbound.asgi.ReceiverBodyLimit``, which stops reading a body at this limit.
+        receive.webhook_receiver = True  # type: ignore[attr-defined]
+        receive.max_body_bytes = max_body_bytes  # type: ignore[attr-defined]
         return receive
 
     return decorator
