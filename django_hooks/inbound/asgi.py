@@ -21,8 +21,6 @@ from typing import Any
 
 from django.urls import Resolver404, resolve
 
-from django_hooks.conf import hooks_settings
-
 __all__ = ["ReceiverBodyLimit", "receiver_body_limit"]
 
 Scope = MutableMapping[str, Any]
@@ -35,11 +33,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 LIMITED = "django_hooks.body_limited"
 
 
-def receiver_body_limit(view: Any) -> int | None:
-    """The body limit of a ``@webhook_receiver`` view, or None for any other view."""
-    if not getattr(view, "webhook_receiver", False):
-        return None
-    return int(getattr(view, "max_body_bytes", None) or hooks_settings.INBOUND_MAX_BODY_BYTES)
+def receiver_body_limit(view: Any, kwargs: dict[str, Any] | None = None) -> int | None:
+    """The body limit of a webhook receiver view called with ``kwargs`` (the URL's), or None
+    for any other view."""
+    limit = getattr(view, "webhook_body_limit", None)
+    return None if limit is None else limit(**(kwargs or {}))
 
 
 def _path_info(scope: Scope) -> str:
@@ -106,7 +104,7 @@ class ReceiverBodyLimit:
             match = resolve(_path_info(scope))
         except Resolver404:
             return None
-        return receiver_body_limit(match.func)
+        return receiver_body_limit(match.func, match.kwargs)
 
 
 async def _too_large(send: Send, limit: int) -> None:

@@ -213,6 +213,11 @@ def record_outcome(record: InboundWebhook, *, error: str) -> None:
     )  # fmt: skip
 
 
+def body_limit(max_body_bytes: int | None, *args: Any, **kwargs: Any) -> int:
+    """A receiver's body limit in bytes: its own, else ``INBOUND_MAX_BODY_BYTES``."""
+    return int(max_body_bytes or hooks_settings.INBOUND_MAX_BODY_BYTES)
+
+
 _warned_asgi = False
 
 
@@ -267,7 +272,7 @@ def webhook_receiver(
                 response = error("method not allowed: webhooks are POSTed", 405)
                 response["Allow"] = "POST"
                 return response
-            limit = max_body_bytes or hooks_settings.INBOUND_MAX_BODY_BYTES
+            limit = body_limit(max_body_bytes)
             warn_if_unlimited_asgi(request)
             try:
                 declared = int(request.headers.get("content-length") or 0)
@@ -326,8 +331,7 @@ def webhook_receiver(
             return run_handler(view, request, record, args, kwargs, counted=retaken)
 
         # Read by ``inbound.asgi.ReceiverBodyLimit``, which stops reading a body at this limit.
-        receive.webhook_receiver = True  # type: ignore[attr-defined]
-        receive.max_body_bytes = max_body_bytes  # type: ignore[attr-defined]
+        receive.webhook_body_limit = functools.partial(body_limit, max_body_bytes)  # type: ignore[attr-defined]
         return receive
 
     return decorator

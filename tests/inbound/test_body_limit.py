@@ -162,3 +162,15 @@ def test_receivers_served_over_unwrapped_asgi_say_so_once(monkeypatch, caplog):
         "Webhook receivers are served over ASGI without django_hooks.inbound.asgi."
         "ReceiverBodyLimit: Django reads each body whole before the size check."
     ) == 1
+
+
+def test_asgi_limits_receivers_configured_in_settings(asgi_app):
+    inbound = {
+        "tiny": {"provider": "standard", "secret": views.SECRET, "max_body_bytes": 200,
+                 "handler": "tests.testapp.views.on_configured"},
+    }  # fmt: skip
+    sender = ChunkedClient(total=1024 * 1024)
+    with override_settings(DJANGO_HOOKS={"INBOUND": inbound}):
+        status, body = sender.post(asgi_app, "/hooks/in/tiny/")
+    assert (status, json.loads(body)) == (413, {"error": "body larger than 200 bytes"})
+    assert sender.read <= 200 + CHUNK
