@@ -298,7 +298,7 @@ class InboundWebhookAdmin(admin.ModelAdmin):
     list_filter = [InboundStatusFilter, SourceFilter, ProviderFilter]
     search_fields = ["=webhook_id"]
     readonly_fields = [
-        "source", "provider", "webhook_id", "sender_id", "event_type", "status_display",
+        "source", "tenant", "provider", "webhook_id", "sender_id", "event_type", "status_display",
         "attempts", "error", "handler", "received_at", "processed_at", "headers_display",
         "body_display", "payload_display",
     ]  # fmt: skip
