@@ -88,6 +88,8 @@ DEFAULTS: dict[str, Any] = {
     # Server-sent events: seconds between heartbeat comments, and how long one stream lasts.
     "FEED_HEARTBEAT": 15,
     "FEED_STREAM_LIFETIME": 300,
+    # Long polls and event streams one owner may hold open at once, across processes (429 above).
+    "FEED_CONNECTIONS_PER_OWNER": 5,
     # Refuse http:// endpoint URLs (saving and delivering): payloads and signatures stay private.
     "HTTPS_ONLY": False,
     # Send endpoint.disabled and message.attempt.exhausted events to the owner's endpoints

@@ -546,6 +546,11 @@ class InboundWebhook(models.Model):
         FAILED = "failed", _("failed")
 
     source = models.CharField(_("source"), max_length=100)
+    # Whose secret verified the call, when a receiver's secret is chosen per request: the
+    # tenant a ``TenantSecret`` named, "secret:<hash>" of the secrets a plain callable chose,
+    # "" for a fixed secret. Duplicates are detected per (source, tenant): one tenant cannot
+    # pre-store an id to have another's call dropped.
+    tenant = models.CharField(_("tenant"), max_length=255, blank=True, default="")
     provider = models.CharField(_("provider"), max_length=50)
     # The sender's delivery id, or "sha256:<body hash>" when the scheme has none: the dedupe key.
     webhook_id = models.CharField(_("webhook id"), max_length=255)
@@ -575,7 +580,9 @@ class InboundWebhook(models.Model):
         verbose_name = _("inbound webhook")
         verbose_name_plural = _("inbound webhooks")
         constraints = [
-            models.UniqueConstraint(fields=["source", "webhook_id"], name="hooks_inbound_unique_id")
+            models.UniqueConstraint(
+                fields=["source", "tenant", "webhook_id"], name="hooks_inbound_unique_tenant_id"
+            )
         ]
         indexes = [
             models.Index(fields=["status", "received_at"], name="hooks_inbound_status"),

@@ -8,6 +8,7 @@ urlpatterns = [
     path("hooks/standard/", views.standard),
     path("hooks/rotating/", views.rotating),
     path("hooks/by-tenant/", views.by_tenant),
+    path("hooks/tenants/", views.tenants),
     path("hooks/github/", views.github),
     path("hooks/flaky/", views.flaky),
     path("hooks/flaky-github/", views.flaky_github),

@@ -313,8 +313,8 @@ class InboundWebhookAdmin(admin.ModelAdmin):
     list_filter = [InboundStatusFilter, SourceFilter, ProviderFilter]
     search_fields = ["=webhook_id"]
     readonly_fields = [
-        "id", "source", "provider", "webhook_id", "sender_id", "event_type", "status_display",
-        "attempts", "error", "handler", "received_display", "processed_display",
+        "id", "source", "tenant", "provider", "webhook_id", "sender_id", "event_type",
+        "status_display", "attempts", "error", "handler", "received_display", "processed_display",
         "headers_display",
         "body_display", "payload_display",
     ]  # fmt: skip

@@ -27,6 +27,13 @@ Waiting (long polling and server-sent events) subscribes to a Redis channel per 
 queue's Redis; the commit hook publishes the position there, so a waiting reader wakes within
 the lag of a commit instead of polling the database. A safety-net query runs every
 ``RECHECK`` seconds in case a message was lost.
+
+What waiting costs. Each waiter holds a thread (WSGI) and a Redis connection for up to
+``FEED_STREAM_LIFETIME``, so one owner may hold at most ``FEED_CONNECTIONS_PER_OWNER`` of them,
+counted across processes in a Redis sorted set per owner (``WaitSlot``): a member per waiter,
+scored by when its lease ends, renewed while it waits, so a process that dies frees its slots
+within ``SLOT_LEASE``. No waiter holds a database connection while it waits: it closes it
+before blocking on Redis, and the next query opens one again.
 """
 
 from __future__ import annotations
@@ -34,7 +41,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -42,7 +51,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
-from django.db import models
+from django.db import connections, models, router
 from django.db.models import Q
 
 from django_hooks.conf import hooks_settings
@@ -50,7 +59,7 @@ from django_hooks.core.ids import id_timestamp
 from django_hooks.core.payload import PayloadEncoder
 from django_hooks.event_types import types_q
 from django_hooks.models import Event, owner_q
-from django_hooks.outbound.feed import clock, horizon, lag, owner_channel
+from django_hooks.outbound.feed import CHANNEL_PREFIX, clock, horizon, lag, owner_channel
 from django_hooks.outbound.wakeups import get_queue
 
 __all__: list[str] = []
@@ -61,10 +70,104 @@ CURSOR_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 MAX_WAIT = 30  # seconds a long poll may wait
 MAX_LIMIT = 500
 RECHECK = 10.0  # seconds between safety-net queries while waiting
+#: Seconds a waiter's slot lives unless renewed; a waiter renews it at least every RECHECK.
+SLOT_LEASE = 3 * RECHECK
+SLOTS_PREFIX = "django_hooks:feed-waiters:"
 
 
 def _redis() -> Any:
     return get_queue().connection
+
+
+# -- waiting slots: at most FEED_CONNECTIONS_PER_OWNER waiters per owner ---------------------------
+
+
+class TooManyWaiters(Exception):
+    """The owner already holds ``limit`` long polls and streams; retry after ``retry_after`` s."""
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(
+            f"at most {limit} long polls and event streams may be open at once per account; "
+            "close one or retry later"
+        )
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+# One round trip: forget expired leases (a dead process's), then take a slot if one is free.
+# Returns {1, 0} when taken, else {0, the earliest lease end}.
+_ACQUIRE = """
+local key, token = KEYS[1], ARGV[1]
+local now, lease, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+if redis.call('ZCARD', key) >= limit then
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return {0, first[2]}
+end
+redis.call('ZADD', key, now + lease, token)
+redis.call('EXPIRE', key, math.ceil(lease) + 1)
+return {1, '0'}
+"""
+
+
+class WaitSlot:
+    """One waiter's place in its owner's count, held from ``acquire`` to ``release``."""
+
+    def __init__(self, key: str, token: str, connection: Any) -> None:
+        self.key, self.token, self.connection = key, token, connection
+        self.renewed = time.monotonic()
+        self.released = connection is None  # no Redis: nothing is counted (see acquire)
+
+    @classmethod
+    def acquire(cls, channel: str) -> WaitSlot:
+        """Take one of the owner's slots or raise ``TooManyWaiters``. Without Redis, waiting
+        degrades to polling as wake-ups do, and nothing is counted."""
+        limit = int(hooks_settings.FEED_CONNECTIONS_PER_OWNER)
+        key = SLOTS_PREFIX + channel.removeprefix(CHANNEL_PREFIX)
+        token = secrets.token_hex(8)
+        try:
+            connection = _redis()
+            now = time.time()
+            taken, first_end = connection.register_script(_ACQUIRE)(
+                keys=[key], args=[token, now, SLOT_LEASE, limit]
+            )
+        except Exception:
+            logger.warning("Feed waiters cannot be counted (Redis); not limiting", exc_info=True)
+            return cls(key, token, None)
+        if not int(taken):
+            retry_after = min(SLOT_LEASE, max(1.0, float(first_end) - now))
+            raise TooManyWaiters(limit, math.ceil(retry_after))
+        return cls(key, token, connection)
+
+    def renew(self) -> None:
+        """Push the lease end back; cheap to call on every wake-up (renews once a RECHECK)."""
+        if self.released or time.monotonic() - self.renewed < RECHECK:
+            return
+        self.renewed = time.monotonic()
+        try:
+            pipe = self.connection.pipeline(transaction=False)
+            pipe.zadd(self.key, {self.token: time.time() + SLOT_LEASE}, xx=True)
+            pipe.expire(self.key, math.ceil(SLOT_LEASE) + 1)
+            pipe.execute()
+        except Exception:
+            logger.warning("Feed waiter lease not renewed (Redis)", exc_info=True)
+
+    def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        try:
+            self.connection.zrem(self.key, self.token)
+        except Exception:  # the lease ends by itself
+            logger.warning("Feed waiter slot not released (Redis)", exc_info=True)
+
+
+def release_database() -> None:
+    """Close this thread's connection to the events' database before a wait (the next query
+    opens one again), unless a transaction still needs it."""
+    connection = connections[router.db_for_read(Event)]
+    if not connection.in_atomic_block:
+        connection.close()
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -160,22 +263,27 @@ class Feed:
         if timeout <= 0:
             return self.page(after, limit)
         deadline = time.monotonic() + timeout
-        pubsub = self._subscribe()
+        slot = WaitSlot.acquire(self.channel)  # raises TooManyWaiters
+        pubsub = None
         try:
+            pubsub = self._subscribe()
             # Subscribed before reading: an event committed after the read wakes us.
             page = self.page(after, limit)
             while not page.events:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
+                release_database()
                 position = self._wait_for_message(pubsub, min(remaining, RECHECK))
                 delay = min(self._until_visible(position), max(0.0, deadline - time.monotonic()))
                 if delay:
                     time.sleep(delay)
+                slot.renew()
                 page = self.page(after, limit)
         finally:
             if pubsub is not None:
                 pubsub.close()
+            slot.release()
         return page
 
     # -- server-sent events --
@@ -191,14 +299,26 @@ class Feed:
             yield self.sse_event(event)
             clock.sent()
 
-    def stream(self, after: str = "") -> Iterator[str]:
+    def open_stream(self, after: str = "", *, asynchronous: bool = False) -> FeedStream:
+        """Take a waiter's slot (or raise ``TooManyWaiters``) for a stream of server-sent
+        events; the slot is given back when the stream ends or its response is closed."""
+        slot = WaitSlot.acquire(self.channel)
+        events = self.astream(after, slot) if asynchronous else self.stream(after, slot)
+        return FeedStream(events, slot)
+
+    def _page_then_release(self, after: str, limit: int) -> Page:
+        page = self.page(after, limit)
+        release_database()  # the stream waits next, or sends and waits
+        return page
+
+    def stream(self, after: str = "", slot: WaitSlot | None = None) -> Iterator[str]:
         """Server-sent events (sync, for WSGI): events as they commit, heartbeats, then end."""
         clock = _StreamClock(time.monotonic)
         pubsub = self._subscribe()
         try:
             yield stream_opening(after)
             while clock.running():
-                page = self.page(after, 100)
+                page = self._page_then_release(after, 100)
                 yield from self._send_page(page, clock)
                 after = page.next
                 if page.has_more:
@@ -210,14 +330,19 @@ class Feed:
                 elif clock.heartbeat_due():
                     yield HEARTBEAT
                     clock.sent()
+                if slot is not None:
+                    slot.renew()
         finally:
             if pubsub is not None:
                 pubsub.close()
+            if slot is not None:
+                slot.release()
 
-    async def astream(self, after: str = "") -> AsyncIterator[str]:
+    async def astream(self, after: str = "", slot: WaitSlot | None = None) -> AsyncIterator[str]:
         """Server-sent events for ASGI: waits on Redis asynchronously, queries in a thread."""
         clock = _StreamClock(asyncio.get_running_loop().time)
-        read = sync_to_async(self.page)
+        read = sync_to_async(self._page_then_release)
+        renew = sync_to_async(slot.renew if slot is not None else _nothing)
         client = await sync_to_async(_async_client)()
         pubsub = None
         try:
@@ -243,11 +368,42 @@ class Feed:
                 elif clock.heartbeat_due():
                     yield HEARTBEAT
                     clock.sent()
+                await renew()
         finally:
             if pubsub is not None:
                 await pubsub.aclose()
             if client is not None:
                 await client.aclose(close_connection_pool=True)
+            if slot is not None:
+                await sync_to_async(slot.release)()
+
+
+def _nothing() -> None:
+    return None
+
+
+class FeedStream:
+    """A stream's events (sync or async iterable) that gives its waiter's slot back on
+    ``close()``, which Django calls on the response even when the stream never started."""
+
+    def __init__(self, events: Iterator[str] | AsyncIterator[str], slot: WaitSlot) -> None:
+        self.events = events
+        self.slot = slot
+
+    def __iter__(self) -> Iterator[str]:
+        if not isinstance(self.events, Iterator):
+            raise TypeError("an asynchronous stream: iterate it with async for")
+        return self.events
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        if isinstance(self.events, Iterator):
+            raise TypeError("a synchronous stream: iterate it with for")
+        return self.events
+
+    def close(self) -> None:
+        if isinstance(self.events, Iterator):
+            self.events.close()  # type: ignore[attr-defined]
+        self.slot.release()
 
 
 HEARTBEAT = ": heartbeat\n\n"

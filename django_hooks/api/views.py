@@ -25,7 +25,14 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from django_hooks.api import serializers as s
-from django_hooks.api.feed import MAX_LIMIT, MAX_WAIT, Feed, InvalidCursor, check_cursor
+from django_hooks.api.feed import (
+    MAX_LIMIT,
+    MAX_WAIT,
+    Feed,
+    InvalidCursor,
+    TooManyWaiters,
+    check_cursor,
+)
 from django_hooks.api.idempotency import idempotent
 from django_hooks.api.permissions import HasOwner, request_owner
 from django_hooks.api.schema import (
@@ -342,7 +349,10 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedViewSe
             after = check_cursor(query.get("after"))
         except InvalidCursor as exc:
             raise ValidationError({"after": [str(exc)]}) from None
-        page = self._feed(query.get("types")).wait(after, query["limit"], query["wait"])
+        try:
+            page = self._feed(query.get("types")).wait(after, query["limit"], query["wait"])
+        except TooManyWaiters as exc:
+            return _too_many_waiters(exc)
         return Response(
             {
                 "data": s.FeedEventSerializer(page.events, many=True).data,
@@ -365,14 +375,25 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedViewSe
         except InvalidCursor as exc:
             raise ValidationError({"after": [str(exc)]}) from None
         feed = self._feed(query.get("types"))
-        if isinstance(request._request, ASGIRequest):
-            content: Any = feed.astream(after)
-        else:
-            content = feed.stream(after)
+        try:
+            content = feed.open_stream(
+                after, asynchronous=isinstance(request._request, ASGIRequest)
+            )
+        except TooManyWaiters as exc:
+            return _too_many_waiters(exc)  # type: ignore[return-value]
         response = StreamingHttpResponse(content, content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
         return response
+
+
+def _too_many_waiters(exc: TooManyWaiters) -> Response:
+    response = Response(
+        {"detail": str(exc), "code": "too_many_waiters", "limit": exc.limit},
+        status=status.HTTP_429_TOO_MANY_REQUESTS,
+    )
+    response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 # -- deliveries -----------------------------------------------------------------------------------

@@ -6,13 +6,14 @@ without Django or a network.
 
 from __future__ import annotations
 
-import encodings.idna
 import re
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from urllib.parse import urlsplit
+
+import idna
 
 from django_hooks.core.errors import UnsafeURL
 
@@ -209,14 +210,59 @@ def _parse_ip_literal(host: str) -> IPAddress | None:
         raise UnsafeURL(f"{host!r} is not a valid IPv4 address") from exc
 
 
-def _encode_hostname(host: str) -> str:
+#: ``encode_host(name) -> ascii_name``: turns a Unicode host name into the ASCII (A-label) name
+#: that will be resolved and sent; raises ``UnicodeError`` or ``ValueError`` for invalid names.
+HostEncoder = Callable[[str], str]
+
+
+def idna2003_host(host: str) -> str:
+    """The standard library's IDNA 2003 encoding (``faß`` becomes ``fass``)."""
+    return host.encode("idna").decode("ascii")
+
+
+_DOTS = ".\u3002\uff0e\uff61"  # what IDNA reads as label separators
+
+
+def _check_a_label(label: str) -> None:
+    """Refuse an ``xn--`` label that is not valid Punycode (it could not be anyone's name).
+
+    Only the Punycode layer must round-trip: IDNA 2003 and IDNA 2008 map some characters
+    differently (``ß``), and the name sent is this label as it stands either way.
+    """
+    encoded = label[4:]
+    decoded = encoded.encode("ascii").decode("punycode")
+    if (
+        decoded.isascii()
+        or not decoded.isprintable()
+        or any(c.isspace() or c in _DOTS for c in decoded)
+        or decoded.encode("punycode").decode("ascii") != encoded
+    ):
+        raise UnicodeError(f"{label!r} is not valid Punycode for a name")
+
+
+def requests_host_name(host: str) -> str:
+    """``host`` as requests puts it on the wire: IDNA 2008 with UTS 46 mapping (``faß.de`` is
+    ``xn--fa-hia.de``, not IDNA 2003's ``fass.de``). The guard's ``encode_host`` for delivery."""
+    if host.isascii():
+        return host
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise UnicodeError(str(exc)) from exc
+
+
+def _encode_hostname(host: str, encode_host: HostEncoder) -> str:
     """IDNA-encode and validate a host name; raise UnsafeURL if it cannot be a DNS name."""
     try:
-        encoded = host.encode("idna").decode("ascii").lower()
+        encoded = (host if host.isascii() else encode_host(host)).lower()
+        if not encoded.isascii():
+            raise UnicodeError("the encoded name is not ASCII")
         for label in encoded.split("."):
+            if len(label) > 63:
+                raise UnicodeError("a label is longer than 63 characters")
             if label.startswith("xn--"):
-                encodings.idna.ToUnicode(label)  # rejects punycode that does not round-trip
-    except UnicodeError as exc:
+                _check_a_label(label)
+    except (UnicodeError, ValueError) as exc:
         raise UnsafeURL(f"{host!r} is not a valid host name (IDNA: {exc})") from exc
     if len(encoded) > 253 or not _HOSTNAME.fullmatch(encoded):
         raise UnsafeURL(f"{host!r} is not a valid host name")
@@ -228,7 +274,8 @@ class URLGuard:
 
     ``allowed_networks`` is the operator's escape hatch (e.g. ``["10.0.0.0/8"]`` for internal
     receivers); addresses inside it are allowed whatever their kind. ``https_only`` refuses
-    plain-http URLs.
+    plain-http URLs. ``encode_host`` turns Unicode host names into the ASCII name the HTTP
+    client will resolve and send (default: IDNA 2003); the guard must vet that very name.
     """
 
     def __init__(
@@ -237,9 +284,11 @@ class URLGuard:
         resolver: Resolver | None = None,
         *,
         https_only: bool = False,
+        encode_host: HostEncoder | None = None,
     ) -> None:
         self.allowed_networks = parse_networks(allowed_networks)
         self.https_only = https_only
+        self.encode_host: HostEncoder = encode_host or idna2003_host
         self.resolver: Resolver = resolver or _default_resolver
         self._allowed_v4 = tuple(n for n in self.allowed_networks if n.version == 4)
         self._allowed_v6 = tuple(n for n in self.allowed_networks if n.version == 6)
@@ -285,7 +334,11 @@ class URLGuard:
             raise UnsafeURL("the port must be a number between 1 and 65535")
 
         # A ":" here means a bracketed IPv6 literal (urlsplit validated the brackets).
-        host = raw_host if ":" in raw_host else _encode_hostname(raw_host.rstrip("."))
+        host = (
+            raw_host
+            if ":" in raw_host
+            else _encode_hostname(raw_host.rstrip("."), self.encode_host)
+        )
         ip = _parse_ip_literal(host)
         if ip is not None:
             self.check_address(str(ip))

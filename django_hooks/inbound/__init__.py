@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["HMACVerifier", "WebhookCall", "webhook_receiver"]
+__all__ = ["HMACVerifier", "TenantSecret", "WebhookCall", "webhook_receiver"]
 
 if TYPE_CHECKING:
-    from django_hooks.inbound.decorators import WebhookCall, webhook_receiver
+    from django_hooks.inbound.decorators import TenantSecret, WebhookCall, webhook_receiver
     from django_hooks.inbound.verifiers import HMACVerifier
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so that importing this package never imports models before apps are ready.
-    if name in ("webhook_receiver", "WebhookCall"):
+    if name in ("webhook_receiver", "WebhookCall", "TenantSecret"):
         from django_hooks.inbound import decorators
 
         return getattr(decorators, name)

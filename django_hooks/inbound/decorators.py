@@ -32,14 +32,30 @@ from django_hooks.inbound.queue import enqueue_call
 from django_hooks.inbound.verifiers import Verified, Verifier, get_verifier
 from django_hooks.models import INBOUND_LEASE, InboundWebhook
 
-__all__ = ["WebhookCall", "webhook_receiver"]
+__all__ = ["TenantSecret", "WebhookCall", "webhook_receiver"]
 
 logger = logging.getLogger("django_hooks.inbound")
 
 # Never stored: they carry credentials of the sender or of our own users.
 DROPPED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
 
-SecretSource = str | Sequence[str] | Callable[[HttpRequest], "str | Sequence[str]"]
+
+@dataclass(frozen=True, repr=False)
+class TenantSecret:
+    """What a secret callable returns to say whose secret it chose: the call is then stored, and
+    its duplicates detected, under that ``tenant`` (one tenant's ids never hide another's).
+
+    ``secret`` is a string or a list (rotation), as a plain return value would be.
+    """
+
+    secret: str | Sequence[str]
+    tenant: str
+
+    def __repr__(self) -> str:  # never the secret
+        return f"TenantSecret(tenant={self.tenant!r})"
+
+
+SecretSource = str | Sequence[str] | Callable[[HttpRequest], "str | Sequence[str] | TenantSecret"]
 View = Callable[..., HttpResponse]
 
 
@@ -54,6 +70,8 @@ class WebhookCall:
     provider: str
     source: str
     record: InboundWebhook | None
+    #: Whose secret verified the call (see ``TenantSecret``); "" for a fixed secret.
+    tenant: str = ""
 
 
 def stored_call(record: InboundWebhook, verifier: Verifier | None) -> WebhookCall:
@@ -73,6 +91,7 @@ def stored_call(record: InboundWebhook, verifier: Verifier | None) -> WebhookCal
     return WebhookCall(
         id=call_id or record.webhook_id, type=record.event_type, payload=payload,
         timestamp=record.signed_at, provider=record.provider, source=record.source, record=record,
+        tenant=record.tenant,
     )  # fmt: skip
 
 
@@ -85,11 +104,38 @@ SECRET_NAMES = ("secret", "secrets", "value", "keys", "key", "hmac_keys", "publi
 
 @sensitive_variables(*SECRET_NAMES)
 def resolve_secrets(secret: SecretSource, request: HttpRequest) -> list[str]:
+    """The secrets that may have signed ``request``; raises ``InvalidSecret`` if there are none."""
+    return resolve_secret(secret, request)[0]
+
+
+@sensitive_variables(*SECRET_NAMES)
+def resolve_secret(secret: SecretSource, request: HttpRequest) -> tuple[list[str], str]:
+    """The secrets that may have signed ``request``, and the tenant they belong to: the one a
+    ``TenantSecret`` names, a fingerprint of what a plain callable chose, or "" for a fixed
+    secret."""
     value = secret(request) if callable(secret) else secret
+    tenant = ""
+    if isinstance(value, TenantSecret):
+        tenant = value.tenant
+        if not isinstance(tenant, str) or not tenant:
+            raise InvalidSecret("TenantSecret.tenant must be a non-empty string")
+        value = value.secret
     secrets = [value] if isinstance(value, str) else list(value or [])
     if not secrets or not all(isinstance(s, str) and s for s in secrets):
         raise InvalidSecret("no webhook secret configured for this receiver")
-    return secrets
+    if callable(secret) and not tenant:
+        tenant = secrets_fingerprint(secrets)
+    return secrets, tenant
+
+
+@sensitive_variables(*SECRET_NAMES)
+def secrets_fingerprint(secrets: Sequence[str]) -> str:
+    """Names the tenant a plain secret callable chose, without storing anything a secret could
+    be read back from: a one-way hash of the chosen secrets, whatever their order."""
+    digest = hashlib.sha256(b"django-hooks inbound tenant\0")
+    for secret in sorted(set(secrets)):
+        digest.update(secret.encode("utf-8", "surrogatepass") + b"\0")
+    return "secret:" + digest.hexdigest()[:32]
 
 
 def handler_path(view: View) -> str:
@@ -136,11 +182,13 @@ def store_call(
     provider: str,
     handler: str,
     webhook_id: str,
+    tenant: str = "",
     locked_until: dt.datetime | None = None,
 ) -> tuple[InboundWebhook, bool]:
-    """Insert the call; ``(existing, False)`` when this (source, id) is already stored."""
+    """Insert the call; ``(existing, False)`` when this (source, tenant, id) is already stored."""
     record = InboundWebhook(
         source=source,
+        tenant=stored_id(tenant),
         provider=provider,
         webhook_id=stored_id(webhook_id),
         sender_id=stored_id(verified.id or webhook_id),
@@ -156,7 +204,9 @@ def store_call(
         with transaction.atomic():
             record.save(force_insert=True)
     except IntegrityError:
-        existing = InboundWebhook.objects.get(source=source, webhook_id=record.webhook_id)
+        existing = InboundWebhook.objects.get(
+            source=source, tenant=record.tenant, webhook_id=record.webhook_id
+        )
         return existing, False
     return record, True
 
@@ -211,6 +261,27 @@ def record_outcome(record: InboundWebhook, *, error: str) -> None:
     )  # fmt: skip
 
 
+def body_limit(max_body_bytes: int | None, *args: Any, **kwargs: Any) -> int:
+    """A receiver's body limit in bytes: its own, else ``INBOUND_MAX_BODY_BYTES``."""
+    return int(max_body_bytes or hooks_settings.INBOUND_MAX_BODY_BYTES)
+
+
+_warned_asgi = False
+
+
+def warn_if_unlimited_asgi(request: HttpRequest) -> None:
+    """Say once per process that an ASGI application reads receiver bodies whole."""
+    global _warned_asgi
+    scope = getattr(request, "scope", None)
+    if _warned_asgi or scope is None or scope.get("django_hooks.body_limited"):
+        return
+    _warned_asgi = True
+    logger.warning(
+        "Webhook receivers are served over ASGI without django_hooks.inbound.asgi."
+        "ReceiverBodyLimit: Django reads each body whole before the size check."
+    )
+
+
 def webhook_receiver(
     provider: str | Verifier,
     *,
@@ -223,9 +294,10 @@ def webhook_receiver(
 ) -> Callable[[View], View]:
     """Turn a view into a verified webhook endpoint for ``provider``.
 
-    ``secret`` is a string, a list (any may match, for rotation) or ``callable(request)``.
+    ``secret`` is a string, a list (any may match, for rotation) or ``callable(request)``
+    returning either, or a ``TenantSecret`` naming whose secret it chose.
     ``source`` names the receiver in stored calls and scopes duplicate detection (default: the
-    provider's name; give two receivers of one provider different sources).
+    provider's name; give two receivers of one provider different sources), per tenant.
     """
     verifier = get_verifier(provider, tolerance=tolerance)
     if run_async and not store:
@@ -247,7 +319,8 @@ def webhook_receiver(
                 response = error("method not allowed: webhooks are POSTed", 405)
                 response["Allow"] = "POST"
                 return response
-            limit = max_body_bytes or hooks_settings.INBOUND_MAX_BODY_BYTES
+            limit = body_limit(max_body_bytes)
+            warn_if_unlimited_asgi(request)
             try:
                 declared = int(request.headers.get("content-length") or 0)
             except ValueError:
@@ -261,7 +334,7 @@ def webhook_receiver(
             if len(body) > limit:
                 return error(f"body larger than {limit} bytes", 413)
             try:
-                secrets = resolve_secrets(secret, request)
+                secrets, tenant = resolve_secret(secret, request)
                 verified = verifier.verify(body, request.headers, secrets)
             except InvalidSignature as exc:
                 return error(exc.reason, exc.status_code)
@@ -273,7 +346,7 @@ def webhook_receiver(
             if store:
                 record, created = store_call(
                     request, body, verified, source=name, provider=verifier.provider,
-                    handler=path, webhook_id=dedupe_key(verifier, verified, body),
+                    handler=path, webhook_id=dedupe_key(verifier, verified, body), tenant=tenant,
                     locked_until=None if run_async else lease_end(),
                 )  # fmt: skip
                 if not created:
@@ -294,6 +367,7 @@ def webhook_receiver(
                     provider=verifier.provider,
                     source=name,
                     record=record,
+                    tenant=tenant,
                 )
             request.webhook = call  # type: ignore[attr-defined]
             signals.webhook_received.send_robust(InboundWebhook, request=request, webhook=call)
@@ -306,6 +380,8 @@ def webhook_receiver(
         # (``InboundWebhook.handler``) and finds these on it.
         receive.webhook_handler = view  # type: ignore[attr-defined]
         receive.webhook_verifier = verifier  # type: ignore[attr-defined]
+        # Read by ``inbound.asgi.ReceiverBodyLimit``, which stops reading a body at this limit.
+        receive.webhook_body_limit = functools.partial(body_limit, max_body_bytes)  # type: ignore[attr-defined]
         return receive
 
     return decorator

@@ -11,7 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from django_hooks.conf import hooks_settings
 from django_hooks.exceptions import ConfigurationError
-from django_hooks.inbound.decorators import webhook_receiver
+from django_hooks.inbound.decorators import body_limit, webhook_receiver
 
 __all__: list[str] = []
 
@@ -46,3 +46,15 @@ def configured_receiver(request: HttpRequest, source: str) -> HttpResponse:
         return JsonResponse({"error": f"no webhook receiver named {source!r}"}, status=404)
     receiver = build_receiver(source)
     return receiver(request)  # type: ignore[no-any-return]
+
+
+def _configured_body_limit(*args: Any, source: str = "", **kwargs: Any) -> int | None:
+    """The body limit of ``INBOUND[source]`` (None when there is no such receiver)."""
+    config = (hooks_settings.INBOUND or {}).get(source)
+    if not isinstance(config, dict):
+        return None
+    return body_limit(config.get("max_body_bytes"))
+
+
+# For ``inbound.asgi.ReceiverBodyLimit``: the limit depends on the URL's source.
+configured_receiver.webhook_body_limit = _configured_body_limit  # type: ignore[attr-defined]

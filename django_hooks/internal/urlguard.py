@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 
 from django_hooks.conf import hooks_settings
-from django_hooks.core.urlguard import Resolver, URLGuard
+from django_hooks.core.urlguard import Resolver, URLGuard, requests_host_name
 
 __all__: list[str] = []
 
@@ -23,14 +23,17 @@ def resolver() -> Resolver | None:
 
 
 def url_guard() -> URLGuard:
-    """The guard for the current settings (rebuilt when they change)."""
+    """The guard for the current settings (rebuilt when they change). It encodes Unicode host
+    names as requests sends them, so the name vetted when saving is the name delivered to."""
     global _guard
     networks, https_only = tuple(hooks_settings.ALLOWED_NETWORKS), bool(hooks_settings.HTTPS_ONLY)
     key = (networks, _resolver, https_only)
     cached = _guard
     if cached is None or cached[0] != key:
         with _lock:
-            cached = _guard = (key, URLGuard(networks, _resolver, https_only=https_only))
+            guard = URLGuard(networks, _resolver, https_only=https_only,
+                             encode_host=requests_host_name)  # fmt: skip
+            cached = _guard = (key, guard)
     return cached[1]
 
 

@@ -18,7 +18,9 @@ costs about as much as a POST to a fast receiver and none of it applies to a web
 suites that mock requests (``responses``, ``requests-mock``) still see every POST.
 
 With a proxy, connections go to the proxy, which then enforces egress (as Stripe's smokescreen
-does); the target is still checked and resolved here before anything is sent.
+does); the target is still checked and resolved here before anything is sent, by the very name
+the proxy is asked for, and no per-request header meant for a proxy (``Proxy-*``, ``Forwarded``,
+``X-Forwarded-*``, ``Via``) is sent.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from urllib3.exceptions import (
     URLSchemeUnknown,
 )
 from urllib3.exceptions import SSLError as Urllib3SSLError
+from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
 from django_hooks.core.errors import UnsafeURL
@@ -262,6 +265,25 @@ def _pool_classes(guard: URLGuard | None) -> dict[str, type[HTTPConnectionPool]]
     }
 
 
+# -- names and headers as sent --------------------------------------------------------------------
+
+
+def _sent_host(url: str) -> str:
+    """The host name exactly as urllib3 sends it (request line or CONNECT), brackets removed."""
+    return (parse_url(url).host or "").strip("[]")
+
+
+#: Per-request headers that speak to a proxy rather than the receiver: never sent on behalf of
+#: an endpoint (an operator's proxy credentials belong in the session or the PROXY URL).
+_PROXY_HEADER_PREFIXES = ("proxy-", "x-forwarded-")
+_PROXY_HEADERS = frozenset({"forwarded", "via", "x-real-ip"})
+
+
+def _proxy_header(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in _PROXY_HEADERS or lowered.startswith(_PROXY_HEADER_PREFIXES)
+
+
 # -- errors ---------------------------------------------------------------------------------------
 
 
@@ -438,8 +460,9 @@ class GuardedAdapter(HTTPAdapter):
         try:
             target = self.check_url(url)
             if proxies and select_proxy(url, proxies):
-                # The proxy resolves the name itself: vet what it will find before sending.
-                self.guard.resolve(target.host, target.port)
+                # The proxy resolves the name itself: vet what it will find before sending, by
+                # the name it will be asked for (trailing dot and all), not a normalised one.
+                self.guard.resolve(_sent_host(url), target.port)
         except UnsafeURL as exc:
             raise BlockedRequest(exc, request=request) from exc
         total = _total_seconds(timeout) or self.timeout
@@ -615,6 +638,9 @@ class Transport:
                 self._urls.clear()
             self._urls[url] = prepared_url
         prepared.url = prepared_url
+        refused = sorted(name for name in headers if _proxy_header(name))
+        if refused:
+            raise UnsafeURL(f"headers meant for a proxy are never sent: {', '.join(refused)}")
         prepared.prepare_headers({**self._headers, **headers})  # validates names and values
         # Identity, whatever the endpoint's headers say: bodies are stored as sent and a gzip
         # bomb stays a few KiB of bytes.

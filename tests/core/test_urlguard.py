@@ -198,6 +198,27 @@ def test_allowed_urls(guard: URLGuard, url: str, expected: Target) -> None:
     assert guard.validate(url) == expected
 
 
+def test_idna_2008_a_labels_are_valid_names(guard: URLGuard) -> None:
+    # "faß" in IDNA 2008: Python's IDNA 2003 codec does not round-trip it, yet it is what is sent.
+    assert guard.check_url("https://xn--fa-hia.example/").host == "xn--fa-hia.example"
+
+
+def test_unicode_names_are_encoded_by_the_given_encoder() -> None:
+    seen: list[str] = []
+
+    def encode(host: str) -> str:
+        seen.append(host)
+        return "xn--fa-hia.example"
+
+    assert URLGuard(encode_host=encode).check_url("https://fa\u00df.example/").host == (
+        "xn--fa-hia.example"
+    )
+    assert seen == ["fa\u00df.example"]
+    assert URLGuard().check_url("https://fa\u00df.example/").host == "fass.example"  # IDNA 2003
+    with pytest.raises(UnsafeURL, match="not a valid host name"):
+        URLGuard(encode_host=lambda host: "b\u00fccher.example").check_url("https://b\u00fc.x/")
+
+
 def test_resolve_returns_vetted_addresses_in_order(guard: URLGuard) -> None:
     assert guard.resolve("example.com", 443) == [PUBLIC_V4, PUBLIC_V6]
 

@@ -358,6 +358,83 @@ def test_proxy_does_not_receive_blocked_targets(serve, transports) -> None:
     assert proxy.connections == 0
 
 
+class NamedResolver:
+    """Fake DNS answering per name; records every name looked up."""
+
+    def __init__(self, answers: dict[str, list[str]]) -> None:
+        self.answers = answers
+        self.calls: list[str] = []
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.calls.append(host)
+        if host not in self.answers:
+            raise socket.gaierror(f"{host} is not in the fake DNS")
+        return self.answers[host]
+
+
+# "faß" is xn--fa-hia under IDNA 2008 (what requests sends) and fass under IDNA 2003.
+IDNA_DNS = {"xn--fa-hia.test": ["169.254.169.254"], "fass.test": [FAKE_PUBLIC_IP]}
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_proxy_target_is_vetted_by_the_name_the_proxy_is_asked_for(
+    serve, transports, scheme
+) -> None:
+    proxy = serve(respond_with(200))
+    resolver = NamedResolver(IDNA_DNS)
+    transport = transports(guard=URLGuard(resolver=resolver), proxy=proxy.url(path=""))
+    result = post(transport, f"{scheme}://fa\u00df.test/path")
+    assert result.error.startswith("blocked: xn--fa-hia.test resolves to 169.254.169.254")
+    assert resolver.calls == ["xn--fa-hia.test"]
+    assert proxy.connections == 0
+
+
+def test_proxy_is_asked_for_the_vetted_idna_2008_name(serve, transports) -> None:
+    proxy = serve(respond_with(200, b"via proxy"))
+    resolver = NamedResolver({"xn--fa-hia.test": [FAKE_PUBLIC_IP]})
+    transport = transports(guard=URLGuard(resolver=resolver), proxy=proxy.url(path=""))
+    result = post(transport, "http://fa\u00df.test/path")
+    assert (result.status_code, result.error) == (200, "")
+    assert proxy.requests[0].target == "http://xn--fa-hia.test/path"
+    assert resolver.calls == ["xn--fa-hia.test"]
+
+
+def test_proxy_target_with_a_trailing_dot_is_vetted_as_sent(serve, transports) -> None:
+    proxy = serve(respond_with(200))
+    resolver = NamedResolver({"hooks.test.": ["10.0.0.1"], "hooks.test": [FAKE_PUBLIC_IP]})
+    transport = transports(guard=URLGuard(resolver=resolver), proxy=proxy.url(path=""))
+    result = post(transport, "http://hooks.test./path")
+    assert result.error.startswith("blocked: hooks.test. resolves to 10.0.0.1")
+    assert proxy.connections == 0
+
+
+@pytest.mark.parametrize(
+    "name", ["Proxy-Authorization", "proxy-connection", "Forwarded", "X-Forwarded-For", "Via"]
+)
+def test_headers_meant_for_a_proxy_are_never_sent(serve, transports, name) -> None:
+    proxy = serve(respond_with(200))
+    resolver = CountingResolver([FAKE_PUBLIC_IP])
+    transport = transports(guard=URLGuard(resolver=resolver), proxy=proxy.url(path=""))
+    result = transport.post("http://hooks.test/path", b"{}", {name: "Basic eDp5"})
+    assert result.error == f"blocked: headers meant for a proxy are never sent: {name}"
+    assert proxy.connections == 0
+
+
+def test_an_operators_session_may_still_carry_proxy_credentials(serve, transports) -> None:
+    import requests
+
+    proxy = serve(respond_with(200))
+    session = requests.Session()
+    session.headers["Proxy-Authorization"] = "Basic b3A6cw=="
+    transport = transports(
+        guard=URLGuard(resolver=CountingResolver([FAKE_PUBLIC_IP])),
+        proxy=proxy.url(path=""),
+        session=session,
+    )
+    assert post(transport, "http://hooks.test/path").error == ""
+    assert proxy.requests[0].headers["proxy-authorization"] == "Basic b3A6cw=="
+
+
 # -- TLS ------------------------------------------------------------------------------------------
 
 

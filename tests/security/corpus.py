@@ -114,6 +114,9 @@ SSRF_CASES = [
     C("http://B\u00fccher.attacker.test/", "xn--bcher-kva.attacker.test resolves to 10.0.0.7"),
     C("http://xn--bcher-kva.attacker.test/", "xn--bcher-kva.attacker.test resolves to 10.0.0.7"),
     C("http://\u0430\u0440\u0440\u04cf\u0435.attacker.test/", "resolves to 192.168.9.9"),
+    # IDNA 2008 (what requests sends) and IDNA 2003 (Python's codec) differ on "ß": the name
+    # vetted must be the one sent, xn--fa-hia, not fass.
+    C("http://fa\u00df.attacker.test/", "xn--fa-hia.attacker.test resolves to 10.0.0.8"),
     C("http://metadata.google.internal/", "under .internal, which only reaches internal hosts"),
     C("http://printer.local/", "under .local, which only reaches internal hosts"),
     C("http://redis:6379/", "single-label host name"),
@@ -142,6 +145,8 @@ FAKE_DNS: dict[str, list[str]] = {
     "nat64.attacker.test": ["64:ff9b::a9fe:a9fe"],
     "xn--bcher-kva.attacker.test": ["10.0.0.7"],
     "xn--80ak6aa92e.attacker.test": ["192.168.9.9"],  # Cyrillic "аррӏе": a homograph
+    "xn--fa-hia.attacker.test": ["10.0.0.8"],  # "faß", as IDNA 2008 spells it
+    "fass.attacker.test": [PUBLIC_V4],  # "faß", as IDNA 2003 spells it
 }
 
 

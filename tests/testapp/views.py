@@ -2,7 +2,7 @@
 
 from django.http import HttpResponse, JsonResponse
 
-from django_hooks.inbound import webhook_receiver
+from django_hooks.inbound import TenantSecret, webhook_receiver
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OLD_SECRET = "whsec_" + "A" * 32
@@ -29,6 +29,28 @@ def rotating(request):
 
 @webhook_receiver("standard", secret=lambda request: request.GET.get("key", ""), source="by-tenant")
 def by_tenant(request):
+    record(request)
+    return HttpResponse(status=204)
+
+
+TENANT_SECRETS = {
+    "acme": ["whsec_" + "QWNtZUFjbWVBY21lQWNtZUFjbWVBY21lQWNtZUFj", "whsec_" + "B" * 32],
+    "globex": ["whsec_" + "R2xvYmV4R2xvYmV4R2xvYmV4R2xvYmV4R2xvYmV4"],
+}
+
+
+def tenant_secret(request):
+    """Picks the tenant from the URL, as a multi-tenant site would from its own routing."""
+    tenant = request.GET.get("tenant", "")
+    if tenant == "nameless":
+        return TenantSecret(TENANT_SECRETS["acme"], tenant="")
+    # ?only=1 gives the tenant's current secret alone, as after a rotation's grace period.
+    secrets = TENANT_SECRETS.get(tenant, [])
+    return TenantSecret(secrets[:1] if request.GET.get("only") else secrets, tenant=tenant)
+
+
+@webhook_receiver("standard", secret=tenant_secret, source="tenants")
+def tenants(request):
     record(request)
     return HttpResponse(status=204)
 
