@@ -38,8 +38,12 @@ from django_hooks.outbound.operations import (
 from django_hooks.outbound.sweep import enable_endpoint
 
 WINDOW = dt.timedelta(hours=24)
-OPERATIONS = ("send_test", "enable", "disable", "rotate_secret", "reveal_secret", "recover")
+OPERATIONS = ("send_test", "enable", "disable", "rotate_secret", "reveal_secret",
+              "rotate_signing_key", "recover")  # fmt: skip
 CHART_HOURS = 48
+#: Never needed on the list and change pages: not even their ciphertext is read.
+CREDENTIAL_FIELDS = ("secret_ciphertext", "previous_secrets", "signing_key_ciphertext",
+                     "previous_signing_keys")  # fmt: skip
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -163,9 +167,9 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
     list_filter = [StateFilter]
     search_fields = ["url", "description"]
     readonly_fields = ["state", "disabled_at", "disabled_reason", "failing_since", "owner_display",
-                       "created_at", "updated_at"]  # fmt: skip
+                       "public_keys_display", "created_at", "updated_at"]  # fmt: skip
     fields = ["url", "description", "event_types", "headers", "max_concurrency", "rate_limit",
-              "is_active", *readonly_fields]  # fmt: skip
+              "signing_scheme", "is_active", *readonly_fields]  # fmt: skip
     actions = ["enable", "disable", "send_test"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     change_form_template = "django_hooks/admin/endpoint_change_form.html"
@@ -180,7 +184,7 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
-            .defer("secret_ciphertext", "previous_secrets")
+            .defer(*CREDENTIAL_FIELDS)
             .annotate(last_delivery_id=latest_attempted_delivery())
             .prefetch_related("owner")
         )
@@ -206,6 +210,22 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
     def headers_masked(self, endpoint: Endpoint) -> str:
         names = sorted(endpoint.headers) if isinstance(endpoint.headers, dict) else []
         return ", ".join(f"{name}: [hidden]" for name in names) or "—"
+
+    @admin.display(description="Ed25519 public key")
+    def public_keys_display(self, endpoint: Endpoint) -> str:
+        # Public: what receivers verify v1a signatures with. The signing key is never shown.
+        if endpoint.pk is None or not endpoint.signing_key_ciphertext:
+            return "— (none until the signing scheme includes Ed25519)"
+        previous = endpoint.previous_public_keys()
+        return format_html(
+            "<code>{}</code>{}",
+            endpoint.public_key,
+            format_html_join(
+                "",
+                '<br><code>{}</code> <span class="hooks-quiet">(previous, signs until {})</span>',
+                ((entry["public_key"], entry["expires_at"]) for entry in previous),
+            ),
+        )
 
     # -- columns --------------------------------------------------------------------------------
 
@@ -329,6 +349,7 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
             "disable": self.disable_view,
             "rotate-secret": self.rotate_secret_view,
             "reveal-secret": self.reveal_secret_view,
+            "rotate-signing-key": self.rotate_signing_key_view,
             "recover": self.recover_view,
         }
         own = [
@@ -400,6 +421,22 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
         endpoint = self._operable(request, object_id)
         self.log_change(request, endpoint, "Revealed the signing secret.")
         return self._secret_page(request, endpoint, endpoint.secret, rotated=False)
+
+    def rotate_signing_key_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        endpoint = self._operable(request, object_id)
+        public_key = endpoint.rotate_signing_key()
+        self.log_change(request, endpoint, "Rotated the Ed25519 signing key.")
+        self.message_user(
+            request,
+            format_html(
+                "New Ed25519 public key <code>{}</code>; the previous key keeps signing for "
+                "{} hours.",
+                public_key,
+                f"{endpoint_grace_hours():g}",
+            ),
+            messages.SUCCESS,
+        )
+        return self._back(endpoint)
 
     def _secret_page(
         self, request: HttpRequest, endpoint: Endpoint, secret: str, *, rotated: bool

@@ -21,6 +21,7 @@ from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, Inbo
 from django_hooks.outbound.sweep import cancel_deliveries, retry_deliveries
 
 DEFERRED_IN_LIST = ("event__data", "endpoint__secret_ciphertext", "endpoint__previous_secrets",
+                    "endpoint__signing_key_ciphertext", "endpoint__previous_signing_keys",
                     "endpoint__headers", "endpoint__description")  # fmt: skip
 STATUS_ORDER = [status.value for status in Delivery.Status]
 
@@ -90,7 +91,12 @@ class DeliveryInline(admin.TabularInline):
             super()
             .get_queryset(request)
             .select_related("endpoint")
-            .defer("endpoint__secret_ciphertext", "endpoint__previous_secrets")
+            .defer(
+                "endpoint__secret_ciphertext",
+                "endpoint__previous_secrets",
+                "endpoint__signing_key_ciphertext",
+                "endpoint__previous_signing_keys",
+            )
         )
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
