@@ -358,7 +358,7 @@ def test_an_endpoint_is_created_and_edited_from_the_admin(admin_client_):
     response = admin_client_.post(
         ENDPOINTS + "add/",
         {"url": "hooks.example.com/in", "description": "Billing", "event_types": '["order.*"]',
-         "headers": '{"X-Api-Key": "k-1"}', "is_active": "on"},
+         "headers": '{"X-Api-Key": "k-1"}', "signing_scheme": "hmac", "is_active": "on"},
     )  # fmt: skip
     assert response.status_code == 302, text(response)
     endpoint = Endpoint.objects.get()
@@ -368,7 +368,8 @@ def test_an_endpoint_is_created_and_edited_from_the_admin(admin_client_):
     response = admin_client_.post(
         endpoint_url(endpoint),
         {"url": "https://hooks.example.com/in", "description": "Billing v2",
-         "event_types": '["order.paid"]', "headers": "{}", "is_active": "on"},
+         "event_types": '["order.paid"]', "headers": "{}", "signing_scheme": "hmac",
+         "is_active": "on"},
     )  # fmt: skip
     assert response.status_code == 302
     endpoint.refresh_from_db()
