@@ -70,6 +70,9 @@ DEFAULTS: dict[str, Any] = {
     "EVENT_TYPES": {},
     # Refuse to send, or subscribe endpoints to, event types that are not declared.
     "STRICT_EVENT_TYPES": False,
+    # Check send_event's data against its type's declared JSON Schema (tests and development;
+    # needs the jsonschema extra). A mismatch raises InvalidEventData naming the path.
+    "VALIDATE_EVENT_DATA": False,
     # REST API: dotted path to callable(request) -> owner or None (None: the request is refused).
     "API_OWNER": "django_hooks.api.permissions.authenticated_user",
     # Event feed: seconds an event waits before the feed serves it (see django_hooks.api.feed).
