@@ -94,6 +94,7 @@ def schema_view() -> Callable[..., Any]:
                 "django_hooks.api.schema.document_errors",
                 "django_hooks.api.schema.document_webhooks",
                 "django_hooks.api.schema.document_stream",
+                "django_hooks.api.schema.any_or_null",
             ],
         },
     )
@@ -317,4 +318,23 @@ def document_stream(result: dict[str, Any], generator: Any, **kwargs: Any) -> di
             "schema": {"type": "string", "description": STREAM_DESCRIPTION},
             "example": STREAM_EXAMPLE,
         }
+    return result
+
+
+def any_or_null(result: dict[str, Any], generator: Any, **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular hook: under OpenAPI 3.1 a nullable ``JSONField`` comes out as
+    ``oneOf: [{}, {"type": "null"}]``, which null matches twice (so no value is valid); "any
+    JSON" already includes null, so such a ``oneOf`` becomes ``{}``."""
+
+    def repaired(node: Any) -> Any:
+        if isinstance(node, dict):
+            branches = node.get("oneOf")
+            if isinstance(branches, list) and {} in branches and {"type": "null"} in branches:
+                node = {k: v for k, v in node.items() if k != "oneOf"}
+            return {key: repaired(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [repaired(item) for item in node]
+        return node
+
+    result["components"] = repaired(result.get("components", {}))
     return result
