@@ -222,3 +222,26 @@ def test_the_admin_sets_the_scheme_shows_the_public_key_and_rotates(admin_client
     assert LogEntry.objects.filter(change_message="Rotated the Ed25519 signing key.").exists()
     bad = admin_client_.post(change, {**form, "signing_scheme": "rsa"})
     assert bad.status_code == 200 and "Select a valid choice" in bad.content.decode()
+
+
+def test_a_django_hooks_receiver_accepts_v1a_with_only_the_public_key(receiver, rf):
+    from django.http import HttpResponse
+
+    from django_hooks.inbound import webhook_receiver
+
+    endpoint = Endpoint.objects.create(url=receiver.url(), signing_scheme="ed25519")
+    request = deliver_one(receiver, endpoint)
+    seen = []
+
+    @webhook_receiver("standard", secret=endpoint.public_key, source="v1a-test")
+    def hook(incoming):
+        seen.append(incoming.webhook.payload)
+        return HttpResponse(status=204)
+
+    headers = {f"HTTP_{name.upper().replace('-', '_')}": request.headers[name]
+               for name in ("webhook-id", "webhook-timestamp", "webhook-signature")}  # fmt: skip
+    call = rf.post("/in/", request.body, content_type="application/json", **headers)
+    assert hook(call).status_code == 204 and seen[0]["data"] == {"id": 42}
+    forged = rf.post("/in/", request.body.replace(b"42", b"43"),
+                     content_type="application/json", **headers)  # fmt: skip
+    assert hook(forged).status_code == 401 and len(seen) == 1
