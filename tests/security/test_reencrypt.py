@@ -143,7 +143,9 @@ def key_tokens(endpoint_pk: int) -> list[str]:
     return [row["signing_key_ciphertext"], *(e["ciphertext"] for e in row["previous_signing_keys"])]
 
 
-def test_ed25519_signing_keys_move_too_and_a_key_rotated_mid_run_wins(receiver, monkeypatch) -> None:
+def test_ed25519_signing_keys_move_too_and_a_key_rotated_mid_run_wins(
+    receiver, monkeypatch
+) -> None:
     with keys(OLD):
         endpoint = Endpoint.objects.create(url=receiver.url(), signing_scheme="ed25519")
         first = endpoint.public_key
