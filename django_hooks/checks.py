@@ -3,7 +3,7 @@
 E001 QUEUE is not a key of RQ_QUEUES            E004 RETRY_SCHEDULE is not a list of seconds
 E002 ENCRYPTION_KEYS unusable                   E005 DJANGO_HOOKS has unknown keys / wrong type
 E003 ALLOWED_NETWORKS has an invalid entry      E006 a number setting is not a positive number
-E007 SESSION does not give a requests.Session
+E007 SESSION does not give a requests.Session  E008 VALIDATE_EVENT_DATA without jsonschema
 W001 ALLOWED_NETWORKS set while DEBUG=False      W002 SESSION turns TLS verification off
 W003 the API's URLs are included but rest_framework is not in INSTALLED_APPS
 """
@@ -94,6 +94,19 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         )
 
     errors.extend(_check_session())
+
+    if hooks_settings.VALIDATE_EVENT_DATA:
+        try:
+            import jsonschema  # noqa: F401, PLC0415  (is the optional jsonschema extra installed?)
+        except ImportError:
+            errors.append(
+                checks.Error(
+                    "DJANGO_HOOKS['VALIDATE_EVENT_DATA'] is on, but jsonschema is not installed: "
+                    "send_event would raise MissingDependency.",
+                    hint='pip install "django-hooks[jsonschema]", or turn the setting off.',
+                    id="django_hooks.E008",
+                )
+            )
 
     positive = ("TIMEOUT", "DISABLE_AFTER", "MAX_PAYLOAD_BYTES", "BATCH_SIZE", "CONCURRENCY",
                 "ENDPOINT_CONCURRENCY", "LEASE", "RESPONSE_READ_LIMIT",

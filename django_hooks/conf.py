@@ -77,6 +77,9 @@ DEFAULTS: dict[str, Any] = {
     "EVENT_TYPES": {},
     # Refuse to send, or subscribe endpoints to, event types that are not declared.
     "STRICT_EVENT_TYPES": False,
+    # Check send_event's data against its type's declared JSON Schema (tests and development;
+    # needs the jsonschema extra). A mismatch raises InvalidEventData naming the path.
+    "VALIDATE_EVENT_DATA": False,
     # REST API: dotted path to callable(request) -> owner or None (None: the request is refused).
     "API_OWNER": "django_hooks.api.permissions.authenticated_user",
     # The REST API's event feed (events/feed/, events/stream/): "auto" keeps its positions

@@ -11,11 +11,14 @@ knows it: the models, ``send_event``, the API's filters and the feed all ask her
 Declared types are listed by the REST API at ``event-types/``. The ``EVENT_TYPES`` setting declares
 more (``{"order.paid": {"description": ..., "schema": {...}}}`` or a list of names). With
 ``STRICT_EVENT_TYPES``, ``send_event`` refuses undeclared types and endpoints cannot subscribe to
-them.
+them. With ``VALIDATE_EVENT_DATA`` (for tests and development), ``send_event`` checks ``data``
+against its type's schema (``pip install "django-hooks[jsonschema]"``). The REST API's schema
+publishes the catalogue as OpenAPI 3.1 ``webhooks`` (see ``django_hooks.api.schema``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +26,12 @@ from typing import Any
 from django.db.models import Q
 
 from django_hooks.conf import hooks_settings
-from django_hooks.exceptions import ConfigurationError, InvalidEventType
+from django_hooks.exceptions import (
+    ConfigurationError,
+    InvalidEventData,
+    InvalidEventType,
+    MissingDependency,
+)
 
 __all__ = ["EventType", "declared_event_types", "register_event_type", "unregister_event_type"]
 
@@ -187,3 +195,71 @@ def undeclared_subscriptions(patterns: list[str]) -> list[str]:
         return []
     names = list(declared_event_types())
     return [pattern for pattern in patterns if not any(matches(pattern, n) for n in names)]
+
+
+# -- validating data against the declared schemas (VALIDATE_EVENT_DATA) --------------------------
+
+#: event type -> (the schema object it was built from, its validator): built once per schema.
+_validators: dict[str, tuple[dict[str, Any], Any]] = {}
+_MAX_REASON = 300
+
+
+def check_data(event_type: str, body: bytes) -> None:
+    """With ``VALIDATE_EVENT_DATA`` on, raise ``InvalidEventData`` naming the first place where
+    the encoded event's ``data`` breaks its type's declared schema. Types without a schema pass."""
+    if not hooks_settings.VALIDATE_EVENT_DATA:
+        return
+    declared = declared_event_types().get(event_type)
+    if declared is None or declared.schema is None:
+        return
+    validator = _validator(declared)
+    # What receivers get, after encoding (dates, decimals...), is what the schema describes.
+    data = json.loads(body)["data"]
+    errors = list(validator.iter_errors(data))
+    if not errors:
+        return
+    from jsonschema.exceptions import best_match  # noqa: PLC0415  (optional: the jsonschema extra)
+
+    error = best_match(errors)
+    reason = (
+        error.message if len(error.message) <= _MAX_REASON else error.message[:_MAX_REASON] + "…"
+    )
+    if len(errors) > 1:
+        reason += f" ({len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    raise InvalidEventData(event_type, data_path(error.absolute_path), reason)
+
+
+def data_path(parts: Any) -> str:
+    """``data.items[0].price`` for the parts ``["items", 0, "price"]``."""
+    path = "data"
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif isinstance(part, str) and part.isidentifier():
+            path += f".{part}"
+        else:
+            path += f"[{json.dumps(part)}]"
+    return path
+
+
+def _validator(declared: EventType) -> Any:
+    schema = declared.schema
+    assert schema is not None
+    cached = _validators.get(declared.name)
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    try:
+        from jsonschema import validators  # noqa: PLC0415  (optional: the jsonschema extra)
+        from jsonschema.exceptions import SchemaError  # noqa: PLC0415  (optional, as above)
+    except ImportError:
+        raise MissingDependency("jsonschema", "jsonschema") from None
+    cls = validators.validator_for(schema)
+    try:
+        cls.check_schema(schema)
+    except SchemaError as exc:
+        raise ConfigurationError(
+            f"The schema of event type {declared.name!r} is not a valid JSON Schema: {exc.message}"
+        ) from None
+    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    _validators[declared.name] = (schema, validator)
+    return validator

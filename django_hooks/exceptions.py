@@ -24,6 +24,7 @@ __all__ = [
     "EndpointValidationError",
     "HandlerNotFound",
     "HooksError",
+    "InvalidEventData",
     "InvalidEventType",
     "InvalidSecret",
     "InvalidSignature",
@@ -56,6 +57,21 @@ class DecryptionError(HooksError):
 
 class InvalidEventType(HooksError, ValueError):
     """An event type is empty, too long, or uses characters outside ``[A-Za-z0-9_.:-]``."""
+
+
+class InvalidEventData(PayloadError):
+    """``send_event`` data does not match its type's declared JSON Schema (``VALIDATE_EVENT_DATA``).
+
+    ``path`` names where, as ``data.items[0].price``; ``reason`` says what is wrong there.
+    """
+
+    def __init__(self, event_type: str, path: str, reason: str) -> None:
+        super().__init__(
+            f"The data of {event_type!r} does not match its declared schema at {path}: {reason}"
+        )
+        self.event_type = event_type
+        self.path = path
+        self.reason = reason
 
 
 class EndpointValidationError(HooksError, ValidationError):

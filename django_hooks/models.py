@@ -135,6 +135,14 @@ class EndpointQuerySet(models.QuerySet["Endpoint"]):
         )  # fmt: skip
 
 
+class SigningScheme(models.TextChoices):
+    """Which Standard Webhooks signatures an endpoint's requests carry."""
+
+    HMAC = "hmac", _("HMAC-SHA256 (v1): the receiver holds the whsec_ secret")
+    ED25519 = "ed25519", _("Ed25519 (v1a): the receiver holds only the whpk_ public key")
+    BOTH = "hmac+ed25519", _("Both v1 and v1a, while receivers move from one to the other")
+
+
 class Endpoint(OwnedModel):
     """A URL that receives the events it subscribes to, signed with its own secret."""
 
@@ -180,6 +188,20 @@ class Endpoint(OwnedModel):
     secret_ciphertext = models.TextField(editable=False)
     # [{"ciphertext": ..., "expires_at": ISO 8601}]: rotated-out secrets still signing.
     previous_secrets = models.JSONField(default=list, editable=False)
+    signing_scheme = models.CharField(
+        _("signing scheme"),
+        max_length=16,
+        choices=SigningScheme.choices,
+        default=SigningScheme.HMAC,
+        help_text=_(
+            "v1 signatures need the shared secret to verify; v1a (Ed25519) signatures only the "
+            "public key. Send both while receivers switch."
+        ),
+    )
+    # The Fernet token of the whsk_ Ed25519 signing key ("" until a scheme or rotation needs one),
+    # and rotated-out keys still signing, as previous_secrets.
+    signing_key_ciphertext = models.TextField(blank=True, default="", editable=False)
+    previous_signing_keys = models.JSONField(default=list, editable=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -215,39 +237,78 @@ class Endpoint(OwnedModel):
         self.secret_ciphertext = encryption.encrypt(value)
 
     def live_secrets(self, now: dt.datetime | None = None) -> list[str]:
-        """Every secret that signs right now: the current one first, then unexpired old ones."""
+        """Every HMAC secret that is live now: the current one first, then unexpired old ones."""
         now = now or timezone.now()
-        secrets = [self.secret]
-        for entry in self.previous_secrets:
-            if dt.datetime.fromisoformat(entry["expires_at"]) > now:
-                secrets.append(encryption.decrypt(entry["ciphertext"]))
-        return secrets
+        return [self.secret, *_unexpired(self.previous_secrets, now)]
 
     def rotate_secret(
         self, grace_period: float | dt.timedelta | None = None, *, new_secret: str | None = None
     ) -> str:
         """Save and return a new secret; the old one keeps signing for ``grace_period`` (24 h)."""
-        if grace_period is None:
-            grace_period = hooks_settings.SECRET_GRACE_PERIOD
-        if not isinstance(grace_period, dt.timedelta):
-            grace_period = dt.timedelta(seconds=grace_period)
-        if grace_period < dt.timedelta(0):
-            raise ValueError("grace_period cannot be negative")
-        now = timezone.now()
-        kept = [
-            e for e in self.previous_secrets if dt.datetime.fromisoformat(e["expires_at"]) > now
-        ]
-        if grace_period and self.secret_ciphertext:
-            expires_at = (now + grace_period).isoformat()
-            kept.insert(0, {"ciphertext": self.secret_ciphertext, "expires_at": expires_at})
-        # Every live secret signs every request: without a cap, rotating in a loop would make
-        # each webhook-signature header grow without bound. The oldest go first.
-        kept = kept[:MAX_PREVIOUS_SECRETS]
+        kept = _kept_after_rotation(self.previous_secrets, self.secret_ciphertext, grace_period)
         value = new_secret or signing.generate_secret()
         self.secret = value
         self.previous_secrets = kept
         self.save(update_fields=["secret_ciphertext", "previous_secrets", "updated_at"])
         return value
+
+    # -- Ed25519 signing keys (v1a) ------------------------------------------------------------
+
+    @property
+    def signs_v1(self) -> bool:
+        return self.signing_scheme != SigningScheme.ED25519
+
+    @property
+    def signs_v1a(self) -> bool:
+        return self.signing_scheme in (SigningScheme.ED25519, SigningScheme.BOTH)
+
+    @property
+    def public_key(self) -> str | None:
+        """The ``whpk_`` key receivers verify v1a signatures with (None: no signing key yet)."""
+        if not self.signing_key_ciphertext:
+            return None
+        return signing.public_key_for(encryption.decrypt(self.signing_key_ciphertext))
+
+    def previous_public_keys(self, now: dt.datetime | None = None) -> list[dict[str, str]]:
+        """The public keys of rotated-out signing keys still signing, with when each expires."""
+        now = now or timezone.now()
+        return [
+            {
+                "public_key": signing.public_key_for(encryption.decrypt(entry["ciphertext"])),
+                "expires_at": entry["expires_at"],
+            }
+            for entry in self.previous_signing_keys
+            if dt.datetime.fromisoformat(entry["expires_at"]) > now
+        ]
+
+    def live_signing_keys(self, now: dt.datetime | None = None) -> list[str]:
+        """Every ``whsk_`` key that is live now: the current one first, then unexpired old ones."""
+        if not self.signing_key_ciphertext:
+            return []
+        now = now or timezone.now()
+        current = encryption.decrypt(self.signing_key_ciphertext)
+        return [current, *_unexpired(self.previous_signing_keys, now)]
+
+    def rotate_signing_key(self, grace_period: float | dt.timedelta | None = None) -> str:
+        """Save a new Ed25519 key and return its public key; the old key keeps signing for
+        ``grace_period`` (``SECRET_GRACE_PERIOD``). The signing key itself is never shown."""
+        kept = _kept_after_rotation(
+            self.previous_signing_keys, self.signing_key_ciphertext, grace_period
+        )
+        signing_key, public_key = signing.generate_signing_key()
+        self.signing_key_ciphertext = encryption.encrypt(signing_key)
+        self.previous_signing_keys = kept
+        self.save(update_fields=["signing_key_ciphertext", "previous_signing_keys", "updated_at"])
+        return public_key
+
+    def signing_credentials(self, now: dt.datetime | None = None) -> list[str]:
+        """What signs a request now, per ``signing_scheme``: HMAC secrets (v1) first, then
+        Ed25519 keys (v1a), each with its rotated-out predecessors still in their grace."""
+        now = now or timezone.now()
+        credentials = self.live_secrets(now) if self.signs_v1 else []
+        if self.signs_v1a:
+            credentials += self.live_signing_keys(now)
+        return credentials
 
     # -- validation ----------------------------------------------------------------------------
 
@@ -282,6 +343,9 @@ class Endpoint(OwnedModel):
                     f"{', '.join(map(repr, undeclared))} match no declared event type "
                     "(STRICT_EVENT_TYPES is on)."
                 ]
+        if self.signing_scheme not in SigningScheme.values:
+            choices = ", ".join(map(repr, SigningScheme.values))
+            errors["signing_scheme"] = [f"{self.signing_scheme!r} is not one of {choices}."]
         for name, most in (("max_concurrency", 1000), ("rate_limit", 100_000)):
             value = getattr(self, name)
             if value is not None and (
@@ -296,7 +360,8 @@ class Endpoint(OwnedModel):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         update_fields = kwargs.get("update_fields")
-        validated = {"url", "event_types", "headers", "max_concurrency", "rate_limit"}
+        validated = {"url", "event_types", "headers", "max_concurrency", "rate_limit",
+                     "signing_scheme"}  # fmt: skip
         if update_fields is None or validated & set(update_fields):
             self.validate()
             self._validated_url = self.url
@@ -306,6 +371,11 @@ class Endpoint(OwnedModel):
             kwargs["update_fields"] = {*update_fields, "event_types_match"}
         if not self.secret_ciphertext:
             self.secret = signing.generate_secret()
+        if self.signs_v1a and not self.signing_key_ciphertext:
+            # The first v1a endpoint gets its key as it gets its first secret.
+            self.signing_key_ciphertext = encryption.encrypt(signing.generate_signing_key()[0])
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "signing_key_ciphertext"}
         super().save(*args, **kwargs)
 
     # -- state ---------------------------------------------------------------------------------
@@ -313,6 +383,34 @@ class Endpoint(OwnedModel):
     @property
     def is_receiving(self) -> bool:
         return self.is_active and self.disabled_at is None
+
+
+def _unexpired(previous: list[dict[str, str]], now: dt.datetime) -> list[str]:
+    """The decrypted values of rotated-out credentials whose grace period has not ended."""
+    return [
+        encryption.decrypt(entry["ciphertext"])
+        for entry in previous
+        if dt.datetime.fromisoformat(entry["expires_at"]) > now
+    ]
+
+
+def _kept_after_rotation(
+    previous: list[dict[str, str]], current: str, grace_period: float | dt.timedelta | None
+) -> list[dict[str, str]]:
+    """The rotated-out credentials that go on signing once ``current`` is replaced."""
+    if grace_period is None:
+        grace_period = hooks_settings.SECRET_GRACE_PERIOD
+    if not isinstance(grace_period, dt.timedelta):
+        grace_period = dt.timedelta(seconds=grace_period)
+    if grace_period < dt.timedelta(0):
+        raise ValueError("grace_period cannot be negative")
+    now = timezone.now()
+    kept = [e for e in previous if dt.datetime.fromisoformat(e["expires_at"]) > now]
+    if grace_period and current:
+        kept.insert(0, {"ciphertext": current, "expires_at": (now + grace_period).isoformat()})
+    # Every live credential signs every request: without a cap, rotating in a loop would make
+    # each webhook-signature header grow without bound. The oldest go first.
+    return kept[:MAX_PREVIOUS_SECRETS]
 
 
 def url_refusal(exc: UnsafeURL) -> str:

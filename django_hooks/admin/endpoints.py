@@ -48,8 +48,12 @@ from django_hooks.outbound.state import disable_endpoint, enable_endpoint
 __all__: list[str] = []
 
 WINDOW = dt.timedelta(hours=24)
-OPERATIONS = ("send_test", "enable", "disable", "rotate_secret", "reveal_secret", "recover")
+OPERATIONS = ("send_test", "enable", "disable", "rotate_secret", "reveal_secret",
+              "rotate_signing_key", "recover")  # fmt: skip
 CHART_HOURS = 48
+#: Never needed on the list and change pages: not even their ciphertext is read.
+CREDENTIAL_FIELDS = ("secret_ciphertext", "previous_secrets", "signing_key_ciphertext",
+                     "previous_signing_keys")  # fmt: skip
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -176,12 +180,13 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
     search_fields = ["=id", "url", "description"]
     # Shown on the change page only: on the add page there is nothing to show yet.
     readonly_fields = ["id", "state", "disabled_at_display", "disabled_reason",
-                       "failing_since_display", "owner_display", "created_display",
-                       "updated_display"]  # fmt: skip
+                       "failing_since_display", "owner_display", "public_keys_display",
+                       "created_display", "updated_display"]  # fmt: skip
     fieldsets = [
         (None, {"fields": ["url", "description", "event_types", "headers", "is_active"]}),
         ("Owner", {"fields": ["owner_content_type", "owner_id", "owner_display"]}),
         ("Limits", {"fields": ["max_concurrency", "rate_limit"]}),
+        ("Signing", {"fields": ["signing_scheme", "public_keys_display"]}),
         ("State", {"fields": ["id", "state", "disabled_at_display", "disabled_reason",
                               "failing_since_display", "created_display", "updated_display"]}),
     ]  # fmt: skip
@@ -199,7 +204,7 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
-            .defer("secret_ciphertext", "previous_secrets")
+            .defer(*CREDENTIAL_FIELDS)
             .annotate(last_delivery_id=latest_attempted_delivery())
             .prefetch_related("owner")
         )
@@ -240,6 +245,22 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
     def headers_masked(self, endpoint: Endpoint) -> str:
         names = sorted(endpoint.headers) if isinstance(endpoint.headers, dict) else []
         return ", ".join(f"{name}: [hidden]" for name in names) or "—"
+
+    @admin.display(description="Ed25519 public key")
+    def public_keys_display(self, endpoint: Endpoint) -> str:
+        # Public: what receivers verify v1a signatures with. The signing key is never shown.
+        if endpoint.pk is None or not endpoint.signing_key_ciphertext:
+            return "— (none until the signing scheme includes Ed25519)"
+        previous = endpoint.previous_public_keys()
+        return format_html(
+            "<code>{}</code>{}",
+            endpoint.public_key,
+            format_html_join(
+                "",
+                '<br><code>{}</code> <span class="hooks-quiet">(previous, signs until {})</span>',
+                ((entry["public_key"], entry["expires_at"]) for entry in previous),
+            ),
+        )
 
     # -- columns --------------------------------------------------------------------------------
 
@@ -363,6 +384,7 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
             "disable": self.disable_view,
             "rotate-secret": self.rotate_secret_view,
             "reveal-secret": self.reveal_secret_view,
+            "rotate-signing-key": self.rotate_signing_key_view,
             "recover": self.recover_view,
         }
         own = [
@@ -434,6 +456,22 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
         endpoint = self._operable(request, object_id)
         self.log_change(request, endpoint, "Revealed the signing secret.")
         return self._secret_page(request, endpoint, endpoint.secret, rotated=False)
+
+    def rotate_signing_key_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        endpoint = self._operable(request, object_id)
+        public_key = endpoint.rotate_signing_key()
+        self.log_change(request, endpoint, "Rotated the Ed25519 signing key.")
+        self.message_user(
+            request,
+            format_html(
+                "New Ed25519 public key <code>{}</code>; the previous key keeps signing for "
+                "{} hours.",
+                public_key,
+                f"{endpoint_grace_hours():g}",
+            ),
+            messages.SUCCESS,
+        )
+        return self._back(endpoint)
 
     def _secret_page(
         self, request: HttpRequest, endpoint: Endpoint, secret: str, *, rotated: bool

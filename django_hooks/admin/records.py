@@ -27,6 +27,7 @@ from django_hooks.outbound.state import cancel_deliveries, retry_deliveries
 __all__: list[str] = []
 
 DEFERRED_IN_LIST = ("event__data", "endpoint__secret_ciphertext", "endpoint__previous_secrets",
+                    "endpoint__signing_key_ciphertext", "endpoint__previous_signing_keys",
                     "endpoint__headers", "endpoint__description")  # fmt: skip
 STATUS_ORDER = [status.value for status in Delivery.Status]
 
@@ -97,7 +98,12 @@ class DeliveryInline(admin.TabularInline):
             super()
             .get_queryset(request)
             .select_related("endpoint")
-            .defer("endpoint__secret_ciphertext", "endpoint__previous_secrets")
+            .defer(
+                "endpoint__secret_ciphertext",
+                "endpoint__previous_secrets",
+                "endpoint__signing_key_ciphertext",
+                "endpoint__previous_signing_keys",
+            )
         )
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

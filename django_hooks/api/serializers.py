@@ -1,4 +1,5 @@
-"""Serializers of the REST API. Secrets never appear here except in ``SecretSerializer``."""
+"""Serializers of the REST API. Secrets never appear here except in ``SecretSerializer``; Ed25519
+signing keys never do (only their public keys)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from django.db import transaction
 from rest_framework import exceptions, serializers
 
 from django_hooks.exceptions import EndpointValidationError
-from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event
+from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, SigningScheme
 from django_hooks.outbound.state import enable_endpoint
 
 __all__: list[str] = []
@@ -31,12 +32,17 @@ class EndpointSerializer(serializers.ModelSerializer):
         help_text="Extra headers sent with every request.",
     )  # fmt: skip
     is_receiving = serializers.BooleanField(read_only=True)
+    signing_scheme = serializers.ChoiceField(
+        choices=SigningScheme.choices, required=False,
+        help_text='"hmac" (v1, the default), "ed25519" (v1a: receivers verify with the public '
+        'key at public-key/), or "hmac+ed25519" (both, while receivers switch).',
+    )  # fmt: skip
 
     class Meta:
         model = Endpoint
         fields = [
             "id", "url", "description", "event_types", "is_active", "headers",
-            "max_concurrency", "rate_limit",
+            "max_concurrency", "rate_limit", "signing_scheme",
             "is_receiving", "disabled_at", "disabled_reason", "disabled_by", "created_at",
             "updated_at",
         ]  # fmt: skip
@@ -95,6 +101,22 @@ class RotateSecretSerializer(serializers.Serializer):
 class RotatedSecretSerializer(serializers.Serializer):
     secret = serializers.CharField(read_only=True)
     previous_expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class PreviousPublicKeySerializer(serializers.Serializer):
+    public_key = serializers.CharField(read_only=True)
+    expires_at = serializers.DateTimeField(read_only=True)
+
+
+class PublicKeySerializer(serializers.Serializer):
+    public_key = serializers.CharField(
+        read_only=True,
+        help_text="The whpk_ Ed25519 key that verifies this endpoint's v1a signatures.",
+    )
+    previous_public_keys = PreviousPublicKeySerializer(
+        many=True, read_only=True,
+        help_text="Keys rotated out but still signing until expires_at: accept them too.",
+    )  # fmt: skip
 
 
 class WindowSerializer(serializers.Serializer):

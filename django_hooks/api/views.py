@@ -218,6 +218,34 @@ class EndpointViewSet(
             headers={"Cache-Control": "no-store"},
         )
 
+    @extend_schema(responses=s.PublicKeySerializer)
+    @action(detail=True, methods=["get"], url_path="public-key")
+    def public_key(self, request: Request, pk: str | None = None) -> Response:
+        """The Ed25519 public key that verifies this endpoint's v1a signatures."""
+        endpoint = self.get_object()
+        public_key = endpoint.public_key
+        if public_key is None:
+            return Response(
+                {"detail": f"Endpoint {endpoint.pk} has no Ed25519 signing key: set its "
+                           'signing_scheme to "ed25519" or "hmac+ed25519", or call '
+                           "rotate-signing-key/ to create one.",
+                 "code": "no_signing_key"},
+                status=409,
+            )  # fmt: skip
+        return Response(_public_keys(endpoint, public_key))
+
+    @extend_schema(request=s.RotateSecretSerializer, responses=s.PublicKeySerializer)
+    @action(detail=True, methods=["post"], url_path="rotate-signing-key")
+    @idempotent
+    def rotate_signing_key(self, request: Request, pk: str | None = None) -> Response:
+        """A new Ed25519 signing key; the old one keeps signing for ``grace_period`` seconds.
+        Answers the new public key (the signing key itself is never served)."""
+        endpoint = self.get_object()
+        body = s.RotateSecretSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        public_key = endpoint.rotate_signing_key(body.validated_data.get("grace_period"))
+        return Response(_public_keys(endpoint, public_key))
+
     @extend_schema(parameters=[s.WindowSerializer], responses=s.StatsSerializer)
     @action(detail=True, methods=["get"])
     def stats(self, request: Request, pk: str | None = None) -> Response:
@@ -250,6 +278,10 @@ class EndpointViewSet(
         count = recover_deliveries(endpoint, body.validated_data["since"],
                                    body.validated_data.get("until"))  # fmt: skip
         return Response({"recovered": count}, status=status.HTTP_202_ACCEPTED)
+
+
+def _public_keys(endpoint: Endpoint, public_key: str) -> dict[str, Any]:
+    return {"public_key": public_key, "previous_public_keys": endpoint.previous_public_keys()}
 
 
 # -- event types ----------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def forget(queue: Queue) -> None:
 
 def enqueue(
     name: str,
-    func: Callable[..., Any],
+    func: Callable[..., Any] | str,
     calls: Iterable[Sequence[Any]],
     *,
     delay: float = 0,

@@ -380,7 +380,7 @@ def send_attempt(
             body = bodies[event.pk] = encode_body(event.type, event.created_at, event.data)
         signer = signers.get(endpoint.pk)
         if signer is None:
-            signer = signers[endpoint.pk] = Signer(endpoint.live_secrets(now))
+            signer = signers[endpoint.pk] = Signer(endpoint.signing_credentials(now))
         timestamp = int(time.time())
         headers = {
             **endpoint.headers,

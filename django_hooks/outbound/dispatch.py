@@ -18,7 +18,12 @@ from django.utils.module_loading import import_string
 
 from django_hooks.conf import hooks_settings
 from django_hooks.core.payload import encode_body
-from django_hooks.event_types import check_declared, patterns_matching, validate_event_type
+from django_hooks.event_types import (
+    check_data,
+    check_declared,
+    patterns_matching,
+    validate_event_type,
+)
 from django_hooks.exceptions import ConfigurationError
 from django_hooks.models import Delivery, Endpoint, Event, owner_q
 from django_hooks.outbound.wakeups import wake_on_commit
@@ -50,7 +55,8 @@ def send_event(
     owned = owner_q(owner)
     created_at = timezone.now()
     # Encoding now proves the data serializable and within MAX_PAYLOAD_BYTES before any write.
-    encode_body(event_type, created_at, data, max_bytes=hooks_settings.MAX_PAYLOAD_BYTES)
+    body = encode_body(event_type, created_at, data, max_bytes=hooks_settings.MAX_PAYLOAD_BYTES)
+    check_data(event_type, body)  # VALIDATE_EVENT_DATA
     db = using or router.db_for_write(Event)
 
     with transaction.atomic(using=db, savepoint=False):

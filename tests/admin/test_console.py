@@ -359,7 +359,8 @@ def endpoint_form(**fields):
     """What the add/change form posts: event types as typed, headers as (name, value) rows."""
     headers = fields.pop("headers", [])
     data = {"url": "https://hooks.example.com/in", "description": "", "event_types": "",
-            "is_active": "on", "owner_content_type": "", "owner_id": "", **fields}  # fmt: skip
+            "is_active": "on", "owner_content_type": "", "owner_id": "", "signing_scheme": "hmac",
+            **fields}  # fmt: skip
     for index, (name, value) in enumerate([*headers, ("", ""), ("", "")]):
         data[f"headers-{index}-name"], data[f"headers-{index}-value"] = name, value
     return data

@@ -20,13 +20,16 @@ METHODS = ["get", "post", "put", "patch", "delete"]
 BODIES = {
     "endpoint": {"url": "http://127.0.0.1:9/changed", "description": "changed"},
     "rotate-secret": {"grace_period": 0},
+    "rotate-signing-key": {"grace_period": 0},
     "recover": {"since": "2020-01-01T00:00:00Z"},
     "test": {},
 }
 
 
 def owned_objects(owner):
-    endpoint = Endpoint.objects.create(url=f"http://127.0.0.1:9/{owner.username}")
+    endpoint = Endpoint.objects.create(
+        url=f"http://127.0.0.1:9/{owner.username}", signing_scheme="hmac+ed25519"
+    )
     endpoint.owner = owner
     endpoint.save()
     event = django_hooks.send_event("order.paid", {"by": owner.username}, owner=owner)
@@ -43,6 +46,8 @@ ROUTES = [
     ("endpoints/{id}/test/", {"post"}, "endpoint"),
     ("endpoints/{id}/secret/", {"get"}, "endpoint"),
     ("endpoints/{id}/rotate-secret/", {"post"}, "endpoint"),
+    ("endpoints/{id}/public-key/", {"get"}, "endpoint"),
+    ("endpoints/{id}/rotate-signing-key/", {"post"}, "endpoint"),
     ("endpoints/{id}/stats/", {"get"}, "endpoint"),
     ("endpoints/{id}/recover/", {"post"}, "endpoint"),
     ("event-types/", {"get"}, None),
@@ -73,7 +78,8 @@ def test_the_matrix_names_every_route():
 def state():
     """Everything a request could change."""
     endpoints = list(Endpoint.objects.order_by("pk").values_list(
-        "pk", "url", "description", "secret_ciphertext", "is_active"))  # fmt: skip
+        "pk", "url", "description", "secret_ciphertext", "signing_key_ciphertext",
+        "is_active"))  # fmt: skip
     deliveries = list(Delivery.objects.order_by("pk").values_list("pk", "status"))
     return endpoints, deliveries, Event.objects.count(), IdempotencyKey.objects.count()
 

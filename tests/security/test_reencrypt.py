@@ -133,3 +133,42 @@ def test_deliveries_keep_working_with_secrets_half_moved(old_endpoints, receiver
 def test_batch_size_must_be_positive() -> None:
     with pytest.raises(CommandError, match="positive"):
         call_command("hooks_reencrypt", "--batch-size", "0")
+
+
+def key_tokens(endpoint_pk: int) -> list[str]:
+    row = Endpoint.objects.values("signing_key_ciphertext", "previous_signing_keys").get(
+        pk=endpoint_pk
+    )
+    return [row["signing_key_ciphertext"], *(e["ciphertext"] for e in row["previous_signing_keys"])]
+
+
+def test_ed25519_signing_keys_move_too_and_a_key_rotated_mid_run_wins(
+    receiver, monkeypatch
+) -> None:
+    with keys(OLD):
+        endpoint = Endpoint.objects.create(url=receiver.url(), signing_scheme="ed25519")
+        first = endpoint.public_key
+        second = endpoint.rotate_signing_key()
+        other = Endpoint.objects.create(url=receiver.url("/other"), signing_scheme="hmac+ed25519")
+    real = encryption.reencrypt
+    rotated = {}
+
+    def rotate_meanwhile(token: str) -> str:
+        if not rotated:  # another process rotates `other`'s key between our read and write
+            with keys(NEW, OLD):
+                rotated["public_key"] = Endpoint.objects.get(pk=other.pk).rotate_signing_key()
+        return real(token)
+
+    with keys(NEW, OLD):
+        monkeypatch.setattr(encryption, "reencrypt", rotate_meanwhile)
+        report = secrets.reencrypt_secrets()
+    assert report.unreadable == [] and report.total == 2
+    encryption.reset()
+    with keys(NEW):  # the old key can be dropped: every key token is readable under NEW
+        for pk in (endpoint.pk, other.pk):
+            assert all(readable_with(NEW, t) for t in key_tokens(pk))
+        moved = Endpoint.objects.get(pk=endpoint.pk)
+        assert moved.public_key == second
+        assert [e["public_key"] for e in moved.previous_public_keys()] == [first]
+        assert Endpoint.objects.get(pk=other.pk).public_key == rotated["public_key"]
+    encryption.reset()

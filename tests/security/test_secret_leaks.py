@@ -43,8 +43,8 @@ HOOKS = {"ALLOWED_NETWORKS": ["127.0.0.0/8"], "RETRY_SCHEDULE": [0], "TIMEOUT": 
 def forms_of(secret: str) -> set[str]:
     """The spellings in which a secret could leak: as is, without its prefix, its key bytes."""
     found = {secret}
-    if secret.startswith("whsec_"):
-        key_b64 = secret.removeprefix("whsec_")
+    if secret.startswith(("whsec_", "whsk_")):
+        key_b64 = secret.removeprefix("whsec_").removeprefix("whsk_")
         found |= {key_b64, key_b64.rstrip("=")}
         with contextlib.suppress(ValueError):
             key = base64.b64decode(key_b64, validate=True)
@@ -97,6 +97,20 @@ def world(receiver, caplog, superuser_client) -> Iterator[Secrets]:
         )  # fmt: skip
         assert rotated.status_code == 200, rotated.content
         secrets.add(api_made.secret, rotated.json()["secret"])
+        # An Ed25519 endpoint, its key rotated through the API: only public keys may show.
+        signed = superuser_client.post(
+            "/api/hooks/endpoints/", {"url": receiver.url("/v1a"), "signing_scheme": "ed25519"},
+            content_type="application/json",
+        )  # fmt: skip
+        assert signed.status_code == 201, signed.content
+        rotated_key = superuser_client.post(
+            f"/api/hooks/endpoints/{signed.json()['id']}/rotate-signing-key/", {},
+            content_type="application/json", HTTP_IDEMPOTENCY_KEY="leak-rotate-key",
+        )  # fmt: skip
+        assert rotated_key.status_code == 200, rotated_key.content
+        v1a = Endpoint.objects.get(pk=signed.json()["id"])
+        assert len(v1a.live_signing_keys()) == 2
+        secrets.add(*v1a.live_signing_keys())
         failing = Endpoint.objects.create(url=receiver.url("/fail"), description="failing")
         secrets.add(failing.secret)
         receiver.script("/fail", Reply(500, body=b"nope"), Reply(500, body=b"nope"))

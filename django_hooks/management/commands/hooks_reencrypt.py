@@ -1,6 +1,7 @@
-"""Re-encrypt every stored endpoint secret under the newest ENCRYPTION_KEYS entry, so older
-keys can then be removed from the setting. Safe to run while workers deliver, and to run again
-after an interruption: endpoints already under the newest key are skipped."""
+"""Re-encrypt every stored endpoint secret and Ed25519 signing key under the newest
+ENCRYPTION_KEYS entry, so older keys can then be removed from the setting. Safe to run while
+workers deliver, and to run again after an interruption: endpoints already under the newest key
+are skipped."""
 
 from __future__ import annotations
 
