@@ -1,7 +1,12 @@
-"""Every exception django-hooks raises on purpose; catch ``HooksError`` for all of them."""
+"""Every exception django-hooks raises on purpose; catch ``HooksError`` for all of them.
+
+Each one also subclasses the builtin or Django exception it stands for (``ValueError``,
+``ImproperlyConfigured``, ``LookupError``...), so ``except ValueError`` keeps working.
+"""
 
 from __future__ import annotations
 
+import requests
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from django_hooks.core.errors import (
@@ -16,14 +21,22 @@ from django_hooks.core.errors import (
     TimestampOutOfTolerance,
     UnsafeURL,
 )
+from django_hooks.core.urlguard import BlockedAddress, PrivateHostName, UnresolvableHost
 
 __all__ = [
+    "BlockedAddress",
+    "BlockedRequest",
     "ConfigurationError",
     "DecryptionError",
+    "DrainTimeout",
     "EndpointNotReceiving",
     "EndpointValidationError",
+    "HandlerNotFound",
     "HooksError",
+    "InvalidArgument",
+    "InvalidCursor",
     "InvalidEventType",
+    "InvalidReceiver",
     "InvalidSecret",
     "InvalidSignature",
     "MalformedHeader",
@@ -31,14 +44,24 @@ __all__ = [
     "MissingDependency",
     "MissingHeader",
     "PayloadError",
+    "PrivateHostName",
+    "ResponseBodyError",
+    "ServerDidNotStart",
     "SignatureMismatch",
     "TimestampOutOfTolerance",
+    "UnresolvableHost",
     "UnsafeURL",
+    "UnsavedOwner",
 ]
 
 
 class ConfigurationError(HooksError, ImproperlyConfigured):
     """The ``DJANGO_HOOKS`` settings (or the settings they rely on) are unusable."""
+
+
+class InvalidReceiver(ConfigurationError, ValueError):
+    """A receiver or verifier was built with bad options: an unknown provider, a negative
+    tolerance, an ``HMACVerifier`` whose template or encoding cannot work..."""
 
 
 class MissingDependency(HooksError, ImportError):
@@ -56,9 +79,44 @@ class InvalidEventType(HooksError, ValueError):
     """An event type is empty, too long, or uses characters outside ``[A-Za-z0-9_.:-]``."""
 
 
+class InvalidArgument(HooksError, ValueError):
+    """A function was called with a value it does not accept (an empty time window, a negative
+    duration, a batch size below 1, an empty idempotency key); the message names the argument."""
+
+
+class UnsavedOwner(InvalidArgument):
+    """An owner passed to ``send_event`` or a query has no primary key yet: save it first."""
+
+
 class EndpointValidationError(HooksError, ValidationError):
     """An endpoint's fields are invalid; ``message_dict`` names each field and reason."""
 
 
 class EndpointNotReceiving(HooksError):
     """The endpoint is inactive or disabled, so nothing can be sent to it until it is enabled."""
+
+
+class HandlerNotFound(HooksError, LookupError):
+    """A stored inbound call's handler cannot be found in this process (module not importable,
+    or the view is no longer decorated); the message says what to do."""
+
+
+class InvalidCursor(HooksError, ValueError):
+    """A feed cursor was not one the feed handed out."""
+
+
+class BlockedRequest(HooksError, requests.exceptions.ConnectionError):
+    """The SSRF guard refused the request's URL or its host's addresses; nothing was sent."""
+
+
+class ResponseBodyError(HooksError, requests.exceptions.ConnectionError):
+    """The status line and headers arrived (``response``), the body did not: it timed out, was
+    cut off or was malformed."""
+
+
+class ServerDidNotStart(HooksError, RuntimeError):
+    """``django_hooks.testing``: a server started for a test exited or never listened."""
+
+
+class DrainTimeout(HooksError, TimeoutError):
+    """``django_hooks.testing.drain`` gave up with deliveries still pending."""

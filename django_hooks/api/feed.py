@@ -43,6 +43,7 @@ from django_hooks.conf import hooks_settings
 from django_hooks.core import ids
 from django_hooks.core.ids import first_id_at, id_timestamp, new_id
 from django_hooks.core.payload import PayloadEncoder
+from django_hooks.exceptions import InvalidCursor
 from django_hooks.models import Event, owner_q
 
 logger = logging.getLogger("django_hooks")
@@ -121,10 +122,6 @@ def events_committed(events: list[tuple[str, str, str]], using: str) -> dict[str
 
 
 # -- reading --------------------------------------------------------------------------------------
-
-
-class InvalidCursor(ValueError):
-    pass
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The REST API: endpoints, event types, events and their feed, deliveries.
 
 Every queryset is filtered by the request's owner (``API_OWNER``): another owner's object is a
-404. Authentication and permission classes are the project's DRF defaults, plus ``HasOwner``.
+404. Authentication and permission classes are the project's DRF defaults (or a subclass's
+``authentication_classes`` and ``permission_classes``), plus ``HasOwner``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
+from rest_framework.views import APIView
 
 from django_hooks.api import serializers as s
 from django_hooks.api.feed import MAX_LIMIT, MAX_WAIT, Feed, InvalidCursor, check_cursor
@@ -91,14 +93,35 @@ class EventStreamRenderer(BaseRenderer):
         return JSONRenderer().render(data)
 
 
+def _set_below_apiview(view: Any, name: str) -> bool:
+    """Whether ``as_view(name=...)`` or a class between ``type(view)`` and DRF's ``APIView``
+    sets ``name``."""
+    if name in vars(view):
+        return True
+    for klass in type(view).__mro__:
+        if klass is APIView:
+            return False
+        if name in vars(klass):
+            return True
+    return False
+
+
 class OwnerRequired:
-    """The project's DRF authentication and permissions, read per request, plus an owner."""
+    """The view's own DRF authentication and permission classes when a subclass sets them,
+    else the project's defaults read per request (``APIView`` reads them once, at import);
+    ``HasOwner`` is always added."""
 
     def get_authenticators(self) -> list[Any]:
+        if _set_below_apiview(self, "authentication_classes"):
+            return super().get_authenticators()  # type: ignore[misc, no-any-return]
         return [auth() for auth in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
 
     def get_permissions(self) -> list[Any]:
-        return [*(perm() for perm in api_settings.DEFAULT_PERMISSION_CLASSES), HasOwner()]
+        if _set_below_apiview(self, "permission_classes"):
+            permissions = super().get_permissions()  # type: ignore[misc]
+        else:
+            permissions = [perm() for perm in api_settings.DEFAULT_PERMISSION_CLASSES]
+        return [*permissions, HasOwner()]
 
 
 class APIRoot(OwnerRequired, routers.APIRootView):

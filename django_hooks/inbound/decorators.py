@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -27,7 +28,7 @@ from django_hooks import signals
 from django_hooks.conf import hooks_settings
 from django_hooks.core.errors import InvalidSecret, InvalidSignature
 from django_hooks.core.payload import contains_nul
-from django_hooks.exceptions import ConfigurationError
+from django_hooks.exceptions import InvalidReceiver
 from django_hooks.inbound.verifiers import Verified, Verifier, get_verifier
 from django_hooks.models import INBOUND_LEASE, InboundWebhook
 
@@ -231,7 +232,7 @@ def webhook_receiver(
     """
     verifier = get_verifier(provider, tolerance=tolerance)
     if run_async and not store:
-        raise ConfigurationError(
+        raise InvalidReceiver(
             "run_async=True needs store=True: the worker reads the stored call."
         )
     name = (source or verifier.provider)[:100]
@@ -241,7 +242,10 @@ def webhook_receiver(
         HANDLERS[path] = view
         VERIFIERS[path] = verifier
 
-        @csrf_exempt  # the signature replaces CSRF protection: it proves who sent the request
+        # The signature replaces CSRF protection and the login: it proves who sent the request
+        # (a site with LoginRequiredMiddleware would otherwise redirect every webhook).
+        @login_not_required
+        @csrf_exempt
         # Never in Django's 500 reports: Django hides these names in every frame below this one
         # (the verifiers' and the signing code's too).
         @sensitive_variables(*SECRET_NAMES)

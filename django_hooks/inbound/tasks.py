@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from django_hooks.conf import hooks_settings
 from django_hooks.core.retry import next_retry_delay
+from django_hooks.exceptions import HandlerNotFound
 from django_hooks.models import InboundWebhook
 from django_hooks.outbound.tasks import close_stale_connections
 
@@ -97,7 +98,7 @@ def run_call(record_id: int) -> str:
 
 
 def find_handler(record: InboundWebhook) -> Any:
-    """The view that received ``record``; ``LookupError`` says what to do when it is gone."""
+    """The view that received ``record``; ``HandlerNotFound`` says what to do when it is gone."""
     from django_hooks.inbound.decorators import HANDLERS
 
     if record.handler not in HANDLERS:
@@ -107,7 +108,7 @@ def find_handler(record: InboundWebhook) -> Any:
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            raise LookupError(
+            raise HandlerNotFound(
                 f"the handler's module {module!r} cannot be imported in this worker ({exc}). "
                 f"{RESTART_HINT}"
             ) from exc
@@ -116,7 +117,7 @@ def find_handler(record: InboundWebhook) -> Any:
 
             build_receiver(record.source)
     if record.handler not in HANDLERS:
-        raise LookupError(
+        raise HandlerNotFound(
             f"no @webhook_receiver handler {record.handler!r} is registered in this worker. "
             f"{RESTART_HINT}"
         )

@@ -18,7 +18,7 @@ from django.utils.module_loading import import_string
 from django_hooks.conf import hooks_settings
 from django_hooks.core.payload import encode_body
 from django_hooks.event_types import check_declared
-from django_hooks.exceptions import ConfigurationError, InvalidEventType
+from django_hooks.exceptions import ConfigurationError, InvalidArgument, InvalidEventType
 from django_hooks.models import (
     EVENT_TYPE_RE,
     Delivery,
@@ -59,7 +59,7 @@ def send_event(
     if idempotency_key is not None and (
         not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255
     ):
-        raise ValueError("idempotency_key must be a non-empty string of at most 255 characters")
+        raise InvalidArgument("idempotency_key must be a non-empty string of at most 255 characters")
     owned = owner_q(owner)
     created_at = timezone.now()
     # Encoding now proves the data serializable and within MAX_PAYLOAD_BYTES before any write.

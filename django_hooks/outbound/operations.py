@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from django_hooks.conf import hooks_settings
 from django_hooks.core.payload import encode_body
-from django_hooks.exceptions import EndpointNotReceiving, InvalidEventType
+from django_hooks.exceptions import EndpointNotReceiving, InvalidArgument, InvalidEventType
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event
 from django_hooks.outbound.sweep import retry_deliveries
 
@@ -78,7 +78,7 @@ def recover_deliveries(
     many deliveries were queued again.
     """
     if until is not None and until <= since:
-        raise ValueError("until must be later than since")
+        raise InvalidArgument("until must be later than since")
     failed = Delivery.objects.filter(
         endpoint=endpoint, status=Delivery.Status.FAILED, created_at__gte=since
     )
