@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from django_hooks.conf import hooks_settings
 from django_hooks.core.payload import encode_body
+from django_hooks.event_types import check_declared
 from django_hooks.exceptions import EndpointNotReceiving, InvalidArgument, InvalidEventType
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event
 from django_hooks.outbound.sweep import retry_deliveries
@@ -27,7 +28,8 @@ def send_test_event(
 ) -> Event:
     """Send one test event (``TEST_EVENT_TYPE``) to this endpoint alone, whatever it subscribes to.
 
-    Raises ``EndpointNotReceiving`` for an inactive or disabled endpoint: nothing would be sent.
+    Raises ``EndpointNotReceiving`` for an inactive or disabled endpoint (nothing would be sent),
+    and ``InvalidEventType`` for a type ``STRICT_EVENT_TYPES`` refuses, whoever calls.
     """
     if not endpoint.is_receiving:
         state = "disabled" if endpoint.disabled_at else "inactive"
@@ -38,6 +40,7 @@ def send_test_event(
 
     event_type = event_type or hooks_settings.TEST_EVENT_TYPE
     validate_event_type(event_type)
+    check_declared(event_type)  # STRICT_EVENT_TYPES, as send_event
     if data is None:
         data = test_data(endpoint, event_type)
     now = timezone.now()
