@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from django_hooks.core.errors import (
     HooksError,
+    InvalidReceiver,
     InvalidSecret,
     InvalidSignature,
     MalformedHeader,
@@ -57,11 +58,6 @@ __all__ = [
 
 class ConfigurationError(HooksError, ImproperlyConfigured):
     """The ``DJANGO_HOOKS`` settings (or the settings they rely on) are unusable."""
-
-
-class InvalidReceiver(ConfigurationError, ValueError):
-    """A receiver or verifier was built with bad options: an unknown provider, a negative
-    tolerance, an ``HMACVerifier`` whose template or encoding cannot work..."""
 
 
 class MissingDependency(HooksError, ImportError):

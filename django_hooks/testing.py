@@ -54,8 +54,8 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None, *,
                   timeout: float = 30.0) -> None:  # fmt: skip
     """Wait until something accepts connections on 127.0.0.1:``port``.
 
-    Raises ``ServerDidNotStart`` (a ``RuntimeError``) when ``process`` (the server being started) exits first, or after
-    ``timeout`` seconds.
+    Raises ``ServerDidNotStart`` (a ``RuntimeError``) when ``process`` (the server being
+    started) exits first, or after ``timeout`` seconds.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -28,7 +28,7 @@ from django_hooks import signals
 from django_hooks.conf import hooks_settings
 from django_hooks.core.errors import InvalidSecret, InvalidSignature
 from django_hooks.core.payload import contains_nul
-from django_hooks.exceptions import InvalidReceiver
+from django_hooks.exceptions import ConfigurationError
 from django_hooks.inbound.verifiers import Verified, Verifier, get_verifier
 from django_hooks.models import INBOUND_LEASE, InboundWebhook
 
@@ -232,7 +232,7 @@ def webhook_receiver(
     """
     verifier = get_verifier(provider, tolerance=tolerance)
     if run_async and not store:
-        raise InvalidReceiver(
+        raise ConfigurationError(
             "run_async=True needs store=True: the worker reads the stored call."
         )
     name = (source or verifier.provider)[:100]

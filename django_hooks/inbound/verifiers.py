@@ -22,13 +22,13 @@ from urllib.parse import parse_qs
 
 from django_hooks.core import signing
 from django_hooks.core.errors import (
+    InvalidReceiver,
     InvalidSecret,
     MalformedHeader,
     MalformedPayload,
     MissingHeader,
     SignatureMismatch,
 )
-from django_hooks.exceptions import InvalidReceiver
 
 __all__ = [
     "PROVIDERS",
@@ -347,7 +347,9 @@ class HMACVerifier(Verifier):
         if encoding not in self.ENCODINGS:
             raise InvalidReceiver(f"encoding must be one of {', '.join(self.ENCODINGS)}")
         if re.search(r"[,\s]", prefix):
-            raise InvalidReceiver("prefix cannot contain commas or spaces: they separate signatures")
+            raise InvalidReceiver(
+                "prefix cannot contain commas or spaces: they separate signatures"
+            )
         template = re.split(r"(\{body\}|\{timestamp\})", signed_template)
         if template.count("{body}") != 1:
             raise InvalidReceiver("signed_template must contain {body} exactly once")
