@@ -154,8 +154,11 @@ class OwnedViewSet(OwnerRequired, viewsets.GenericViewSet):
         # DRF's default handler answers {"detail": ...}; ours also name the code. A project's
         # own EXCEPTION_HANDLER, which answers in another shape, is left as it is.
         data = getattr(response, "data", None)
-        default_shape = isinstance(data, dict) and set(data) == {"detail"}
-        if isinstance(exc, CodedAPIException) and default_shape:
+        if (
+            isinstance(exc, CodedAPIException)
+            and isinstance(data, dict)
+            and set(data) == {"detail"}
+        ):
             data["code"] = getattr(exc.detail, "code", exc.default_code)
         return response
 
