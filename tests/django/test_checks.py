@@ -12,8 +12,11 @@ from django.test import override_settings
 from django_hooks.checks import check_security, check_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-VALID_RECEIVER = {"provider": "standard", "secret": "whsec_x",
-                  "handler": "tests.testapp.views.on_configured"}  # fmt: skip
+VALID_RECEIVER = {
+    "provider": "standard",
+    "secret": "whsec_x",
+    "handler": "tests.testapp.views.on_configured",
+}
 
 
 def messages(**overrides):
@@ -114,8 +117,8 @@ def test_an_inbound_name_must_be_reachable_in_the_url():
 
 def test_a_secret_is_never_quoted_in_a_check(settings):
     secret = "whsec_do-not-print-me"
-    found = messages(**hooks(INBOUND={"shop": {**VALID_RECEIVER, "secret": secret,
-                                                "provider": "nope"}}))  # fmt: skip
+    receiver = {**VALID_RECEIVER, "secret": secret, "provider": "nope"}
+    found = messages(**hooks(INBOUND={"shop": receiver}))
     assert found and all(secret not in f"{m.msg} {m.hint}" for m in found)
     password = "pr0xy-pa55word"
     found = messages(**hooks(PROXY=f"ftp://user:{password}@proxy.internal:21"))

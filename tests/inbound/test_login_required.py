@@ -51,8 +51,8 @@ def test_a_decorated_receiver_is_not_sent_to_the_login_page():
 
 @LOGIN_REQUIRED
 def test_a_receiver_from_the_inbound_setting_is_not_sent_to_the_login_page():
-    inbound = {"shop": {"provider": "standard", "secret": views.SECRET,
-                        "handler": "tests.testapp.views.on_configured"}}  # fmt: skip
+    receiver = {"provider": "standard", "secret": views.SECRET}
+    inbound = {"shop": {**receiver, "handler": "tests.testapp.views.on_configured"}}
     with override_settings(DJANGO_HOOKS={"INBOUND": inbound}):
         response = standard_post(Client(enforce_csrf_checks=True), "/hooks/in/shop/")
         assert response.status_code == 204

@@ -148,7 +148,7 @@ def test_a_worker_without_the_handler_fails_the_call_and_says_to_restart(redis):
     record.refresh_from_db()
     assert record.status == "failed" and record.processed_at is not None
     assert record.locked_until is None and record.attempts == 1
-    assert "LookupError" in record.error
+    assert "HandlerNotFound" in record.error
     assert "'tests.testapp.views:added_after_the_worker_started'" in record.error
     assert "restart them (hooks_worker or rqworker)" in record.error
     assert views.calls == []
