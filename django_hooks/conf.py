@@ -10,10 +10,12 @@ Nothing here imports the rest of the package: this module is the bottom layer.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+
+from django_hooks.exceptions import ConfigurationError
 
 __all__ = ["hooks_settings"]
 
@@ -113,15 +115,23 @@ class HooksSettings:
         if not hasattr(self, "_user_settings"):
             value = getattr(settings, "DJANGO_HOOKS", None) or {}
             if not isinstance(value, dict):
-                raise ImproperlyConfigured("DJANGO_HOOKS must be a dict.")
-            unknown = sorted(set(value) - set(self.defaults))
-            if unknown:
-                raise ImproperlyConfigured(
-                    f"Unknown DJANGO_HOOKS key(s): {', '.join(unknown)}. "
-                    f"Known keys: {', '.join(sorted(self.defaults))}."
+                raise ConfigurationError(
+                    f"DJANGO_HOOKS must be a dict, not {type(value).__name__}."
                 )
+            unknown = sorted(set(value) - set(self.defaults), key=str)
+            if unknown:
+                described = [self.describe_unknown(key) for key in unknown]
+                message = f"Unknown DJANGO_HOOKS key(s): {'; '.join(described)}."
+                if not all("did you mean" in text for text in described):
+                    message += f" Known keys: {', '.join(sorted(self.defaults))}."
+                raise ConfigurationError(message)
             self._user_settings = value
         return self._user_settings
+
+    def describe_unknown(self, key: Any) -> str:
+        """``'TIMOUT' (did you mean 'TIMEOUT'?)``: the closest known key, when one is close."""
+        close = difflib.get_close_matches(str(key).upper(), self.defaults, n=1, cutoff=0.6)
+        return f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
 
     def __getattr__(self, name: str) -> Any:
         if name not in self.defaults:

@@ -1,11 +1,17 @@
-"""Every exception django-hooks raises on purpose; catch ``HooksError`` for all of them."""
+"""Every exception django-hooks raises on purpose; catch ``HooksError`` for all of them.
+
+Each one also subclasses the builtin or Django exception it stands for (``ValueError``,
+``ImproperlyConfigured``, ``LookupError``...), so ``except ValueError`` keeps working.
+"""
 
 from __future__ import annotations
 
+import requests
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from django_hooks.core.errors import (
     HooksError,
+    InvalidReceiver,
     InvalidSecret,
     InvalidSignature,
     MalformedHeader,
@@ -16,16 +22,23 @@ from django_hooks.core.errors import (
     TimestampOutOfTolerance,
     UnsafeURL,
 )
+from django_hooks.core.urlguard import BlockedAddress, PrivateHostName, UnresolvableHost
 
 __all__ = [
+    "BlockedAddress",
+    "BlockedRequest",
     "ConfigurationError",
     "DecryptionError",
+    "DrainTimeout",
     "EndpointNotReceiving",
     "EndpointValidationError",
     "HandlerNotFound",
     "HooksError",
+    "InvalidArgument",
+    "InvalidCursor",
     "InvalidEventData",
     "InvalidEventType",
+    "InvalidReceiver",
     "InvalidSecret",
     "InvalidSignature",
     "MalformedHeader",
@@ -33,10 +46,15 @@ __all__ = [
     "MissingDependency",
     "MissingHeader",
     "PayloadError",
+    "PrivateHostName",
     "QueueUnavailable",
+    "ResponseBodyError",
+    "ServerDidNotStart",
     "SignatureMismatch",
     "TimestampOutOfTolerance",
+    "UnresolvableHost",
     "UnsafeURL",
+    "UnsavedOwner",
 ]
 
 
@@ -74,6 +92,15 @@ class InvalidEventData(PayloadError):
         self.reason = reason
 
 
+class InvalidArgument(HooksError, ValueError):
+    """A function was called with a value it does not accept (an empty time window, a negative
+    duration, a batch size below 1, an empty idempotency key); the message names the argument."""
+
+
+class UnsavedOwner(InvalidArgument):
+    """An owner passed to ``send_event`` or a query has no primary key yet: save it first."""
+
+
 class EndpointValidationError(HooksError, ValidationError):
     """An endpoint's fields are invalid; ``message_dict`` names each field and reason."""
 
@@ -95,5 +122,26 @@ class QueueUnavailable(HooksError, ConnectionError):
 
 
 class HandlerNotFound(HooksError, LookupError):
-    """A stored inbound call's handler cannot be found in this worker (code changed since it
-    started, or the view was renamed or removed); the call is retried on the schedule."""
+    """A stored inbound call's handler cannot be found in this process (module not importable,
+    or the view is no longer decorated); the message says what to do."""
+
+
+class InvalidCursor(HooksError, ValueError):
+    """A feed cursor was not one the feed handed out."""
+
+
+class BlockedRequest(HooksError, requests.exceptions.ConnectionError):
+    """The SSRF guard refused the request's URL or its host's addresses; nothing was sent."""
+
+
+class ResponseBodyError(HooksError, requests.exceptions.ConnectionError):
+    """The status line and headers arrived (``response``), the body did not: it timed out, was
+    cut off or was malformed."""
+
+
+class ServerDidNotStart(HooksError, RuntimeError):
+    """``django_hooks.testing``: a server started for a test exited or never listened."""
+
+
+class DrainTimeout(HooksError, TimeoutError):
+    """``django_hooks.testing.drain`` gave up with deliveries still pending."""

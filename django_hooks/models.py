@@ -22,7 +22,7 @@ from django_hooks.core.ids import new_id
 from django_hooks.core.payload import PayloadEncoder
 from django_hooks.core.urlguard import BlockedAddress, PrivateHostName
 from django_hooks.event_types import pattern_problems, patterns_matching, undeclared_subscriptions
-from django_hooks.exceptions import EndpointValidationError
+from django_hooks.exceptions import EndpointValidationError, InvalidArgument, UnsavedOwner
 from django_hooks.internal import encryption
 from django_hooks.internal.urlguard import url_guard
 
@@ -59,7 +59,7 @@ def owner_q(owner: models.Model | None, prefix: str = "") -> Q:
     if owner is None:
         return Q(**{f"{prefix}owner_content_type__isnull": True})
     if owner.pk is None:
-        raise ValueError("owner must be saved before it can own webhooks")
+        raise UnsavedOwner("owner must be saved before it can own webhooks")
     content_type = ContentType.objects.get_for_model(owner)
     return Q(**{f"{prefix}owner_content_type": content_type, f"{prefix}owner_id": str(owner.pk)})
 
@@ -403,7 +403,7 @@ def _kept_after_rotation(
     if not isinstance(grace_period, dt.timedelta):
         grace_period = dt.timedelta(seconds=grace_period)
     if grace_period < dt.timedelta(0):
-        raise ValueError("grace_period cannot be negative")
+        raise InvalidArgument("grace_period cannot be negative")
     now = timezone.now()
     kept = [e for e in previous if dt.datetime.fromisoformat(e["expires_at"]) > now]
     if grace_period and current:

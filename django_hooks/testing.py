@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django_hooks.exceptions import MissingDependency
+from django_hooks.exceptions import DrainTimeout, MissingDependency, ServerDidNotStart
 from django_hooks.internal.urlguard import use_resolver
 
 __all__ = [
@@ -65,18 +65,18 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None, *,
                   timeout: float = 30.0) -> None:  # fmt: skip
     """Wait until something accepts connections on 127.0.0.1:``port``.
 
-    Raises ``RuntimeError`` when ``process`` (the server being started) exits first, or after
-    ``timeout`` seconds.
+    Raises ``ServerDidNotStart`` (a ``RuntimeError``) when ``process`` (the server being
+    started) exits first, or after ``timeout`` seconds.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"exited during start-up (status {process.returncode})")
+            raise ServerDidNotStart(f"exited during start-up (status {process.returncode})")
         with contextlib.suppress(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             return
         time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on port {port} within {timeout:g}s")
+    raise ServerDidNotStart(f"nothing listened on port {port} within {timeout:g}s")
 
 
 @contextlib.contextmanager
@@ -105,7 +105,7 @@ def local_redis(*, use_env: bool = True, timeout: float = 10.0) -> Iterator[str]
                 except OSError:
                     pass
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{binary} did not start on port {port}")
+                    raise ServerDidNotStart(f"{binary} did not start on port {port}")
                 time.sleep(0.05)
             yield f"redis://127.0.0.1:{port}/0"
         finally:
@@ -133,7 +133,7 @@ def run_worker(queue_name: str | None = None) -> bool:
 
 
 def drain(*, timeout: float = 30.0, queue_name: str | None = None) -> None:
-    """Work the queue until no delivery is pending, or raise ``TimeoutError``.
+    """Work the queue until no delivery is pending, or raise ``DrainTimeout`` (a ``TimeoutError``).
 
     Queued jobs run first, as a worker would run them; then the engine runs in this process
     whenever something is due, and waits out retries, leases and paused endpoints in between
@@ -153,7 +153,7 @@ def drain(*, timeout: float = 30.0, queue_name: str | None = None) -> None:
         if not pending.exists():
             return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{pending.count()} deliveries still pending after {timeout}s")
+            raise DrainTimeout(f"{pending.count()} deliveries still pending after {timeout}s")
         soonest = next_due_at()
         wait = (soonest - timezone.now()).total_seconds() if soonest else 0.05
         time.sleep(min(max(wait, 0.05), 0.5))

@@ -58,6 +58,7 @@ from django_hooks.conf import hooks_settings
 from django_hooks.core.ids import id_timestamp
 from django_hooks.core.payload import PayloadEncoder
 from django_hooks.event_types import types_q
+from django_hooks.exceptions import InvalidCursor
 from django_hooks.models import Event, owner_q
 from django_hooks.outbound.feed import CHANNEL_PREFIX, clock, horizon, lag, owner_channel
 from django_hooks.outbound.wakeups import get_queue
@@ -171,10 +172,6 @@ def release_database() -> None:
 
 
 # -- reading --------------------------------------------------------------------------------------
-
-
-class InvalidCursor(ValueError):
-    pass
 
 
 @dataclass

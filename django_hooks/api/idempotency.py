@@ -28,6 +28,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
+from django_hooks.api.exceptions import Conflict, IdempotencyKeyReused, InvalidIdempotencyKey
 from django_hooks.api.permissions import request_owner
 from django_hooks.exceptions import DecryptionError
 from django_hooks.internal import encryption
@@ -72,8 +73,7 @@ def unseal(stored: Any) -> tuple[Any, dict[str, str]]:
     return stored, {}
 
 
-def _error(code: int, detail: str) -> Response:
-    return Response({"detail": detail, "code": "idempotency_key"}, status=code)
+IN_PROGRESS = f"A request with this {HEADER} is in progress; retry shortly."
 
 
 def _claim(owner: Any, key: str, print_: str) -> tuple[IdempotencyKey | None, bool]:
@@ -110,29 +110,29 @@ def idempotent(action: Callable[..., Response]) -> Callable[..., Response]:
         if key is None:
             return action(view, request, *args, **kwargs)
         if not 0 < len(key) <= 255 or not key.isprintable():
-            return _error(400, f"{HEADER} must be 1 to 255 printable characters.")
+            raise InvalidIdempotencyKey()
         owner = request_owner(request)
         print_ = fingerprint(request)
         row, claimed = _claim(owner, key, print_)
         if row is None:  # claimed and gone again in between: let the client retry
-            return _error(409, f"A request with this {HEADER} is in progress; retry shortly.")
+            raise Conflict(IN_PROGRESS, code="idempotency_key")
         if not claimed:
             if row.fingerprint != print_:
-                return _error(
-                    422,
+                raise IdempotencyKeyReused(
                     f"This {HEADER} was used for a different request (another route or body) "
                     "in the last 24 hours; use a new key for a new request.",
+                    code="idempotency_key",
                 )
             if row.response_status is None:
-                return _error(409, f"A request with this {HEADER} is in progress; retry shortly.")
+                raise Conflict(IN_PROGRESS, code="idempotency_key")
             try:
                 body, headers = unseal(row.response_body)
             except DecryptionError:  # the key that sealed it was removed from the settings
-                return _error(
-                    409,
+                raise Conflict(
                     f"The response stored for this {HEADER} can no longer be decrypted "
                     "(the encryption keys changed); send the request with a new key.",
-                )
+                    code="idempotency_key",
+                ) from None
             response = Response(body, status=row.response_status, headers=headers)
             response["Idempotent-Replayed"] = "true"
             return response

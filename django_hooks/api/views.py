@@ -1,7 +1,8 @@
 """The REST API: endpoints, event types, events and their feed, deliveries.
 
 Every queryset is filtered by the request's owner (``API_OWNER``): another owner's object is a
-404. Authentication and permission classes are the project's DRF defaults, plus ``HasOwner``.
+404. Authentication and permission classes are the project's DRF defaults (or a subclass's
+``authentication_classes`` and ``permission_classes``), plus ``HasOwner``.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
+from rest_framework.views import APIView
 
 from django_hooks.api import serializers as s
+from django_hooks.api.exceptions import CodedAPIException, Conflict
 from django_hooks.api.feed import (
     MAX_LIMIT,
     MAX_WAIT,
@@ -43,7 +46,7 @@ from django_hooks.api.schema import (
     view_schema,
 )
 from django_hooks.core.errors import PayloadError
-from django_hooks.event_types import check_declared, declared_event_types, is_pattern, types_q
+from django_hooks.event_types import declared_event_types, is_pattern, types_q
 from django_hooks.exceptions import EndpointNotReceiving, InvalidEventType
 from django_hooks.models import Delivery, Endpoint, Event, owner_q
 from django_hooks.outbound.operations import delivery_counts, recover_deliveries, send_test_event
@@ -100,14 +103,35 @@ class EventStreamRenderer(BaseRenderer):
         return JSONRenderer().render(data)
 
 
+def _set_below_apiview(view: Any, name: str) -> bool:
+    """Whether ``as_view(name=...)`` or a class between ``type(view)`` and DRF's ``APIView``
+    sets ``name``."""
+    if name in vars(view):
+        return True
+    for klass in type(view).__mro__:
+        if klass is APIView:
+            return False
+        if name in vars(klass):
+            return True
+    return False
+
+
 class OwnerRequired:
-    """The project's DRF authentication and permissions, read per request, plus an owner."""
+    """The view's own DRF authentication and permission classes when a subclass sets them,
+    else the project's defaults read per request (``APIView`` reads them once, at import);
+    ``HasOwner`` is always added."""
 
     def get_authenticators(self) -> list[Any]:
+        if _set_below_apiview(self, "authentication_classes"):
+            return super().get_authenticators()  # type: ignore[misc, no-any-return]
         return [auth() for auth in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
 
     def get_permissions(self) -> list[Any]:
-        return [*(perm() for perm in api_settings.DEFAULT_PERMISSION_CLASSES), HasOwner()]
+        if _set_below_apiview(self, "permission_classes"):
+            permissions = super().get_permissions()  # type: ignore[misc]
+        else:
+            permissions = [perm() for perm in api_settings.DEFAULT_PERMISSION_CLASSES]
+        return [*permissions, HasOwner()]
 
 
 class APIRoot(OwnerRequired, routers.APIRootView):
@@ -133,6 +157,19 @@ class OwnedViewSet(OwnerRequired, viewsets.GenericViewSet):
     # Any path segment routes here, so a malformed id is this API's JSON 404, not Django's page.
     lookup_value_regex = "[^/]+"
     id_pattern = re.compile(r"^[0-9]{1,18}$")
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        # DRF's default handler answers {"detail": ...}; ours also name the code. A project's
+        # own EXCEPTION_HANDLER, which answers in another shape, is left as it is.
+        data = getattr(response, "data", None)
+        if (
+            isinstance(exc, CodedAPIException)
+            and isinstance(data, dict)
+            and set(data) == {"detail"}
+        ):
+            data["code"] = getattr(exc.detail, "code", exc.default_code)
+        return response
 
     def get_object(self) -> Any:
         if not self.id_pattern.match(
@@ -187,11 +224,9 @@ class EndpointViewSet(
         body = s.TestEventSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            if "event_type" in body.validated_data:
-                check_declared(body.validated_data["event_type"])
             event = send_test_event(endpoint, **body.validated_data)
         except EndpointNotReceiving as exc:
-            return Response({"detail": str(exc), "code": "endpoint_not_receiving"}, status=409)
+            raise Conflict(str(exc), code="endpoint_not_receiving") from None
         except (InvalidEventType, PayloadError) as exc:
             raise ValidationError({"detail": str(exc)}) from None
         return Response(s.EventSerializer(event).data, status=status.HTTP_202_ACCEPTED)
@@ -468,12 +503,11 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedVie
         """Send a failed or cancelled delivery again now."""
         delivery = self.get_object()
         if delivery.status in (Delivery.Status.PENDING, Delivery.Status.SUCCEEDED):
-            return Response(
-                {"detail": f"Delivery {delivery.pk} is {delivery.status}: only failed or "
-                           "cancelled deliveries can be retried.",
-                 "code": "not_retryable"},
-                status=409,
-            )  # fmt: skip
+            raise Conflict(
+                f"Delivery {delivery.pk} is {delivery.status}: only failed or cancelled "
+                "deliveries can be retried.",
+                code="not_retryable",
+            )
         retry_deliveries(Delivery.objects.filter(pk=delivery.pk))
         delivery.refresh_from_db()
         return Response(s.DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)

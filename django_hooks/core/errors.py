@@ -32,6 +32,11 @@ class UnsafeURL(HooksError, ValueError):
     """A webhook URL, or the address it resolves to, may not be targeted (SSRF guard)."""
 
 
+class InvalidReceiver(HooksError, ValueError):
+    """A verifier was built with options that cannot work: an unknown provider, a negative
+    tolerance, an ``HMACVerifier`` whose header, encoding or template is wrong."""
+
+
 class InvalidSignature(HooksError):
     """A webhook failed verification. ``reason`` says why, in words safe to return to the sender."""
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -309,7 +310,10 @@ def webhook_receiver(
     def decorator(view: View) -> View:
         path = handler_path(view)
 
-        @csrf_exempt  # the signature replaces CSRF protection: it proves who sent the request
+        # The signature replaces CSRF protection and the login: it proves who sent the request
+        # (a site with LoginRequiredMiddleware would otherwise redirect every webhook).
+        @login_not_required
+        @csrf_exempt
         # Never in Django's 500 reports: Django hides these names in every frame below this one
         # (the verifiers' and the signing code's too).
         @sensitive_variables(*SECRET_NAMES)

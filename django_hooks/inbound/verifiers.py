@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 
 from django_hooks.core import signing
 from django_hooks.core.errors import (
+    InvalidReceiver,
     InvalidSecret,
     MalformedHeader,
     MalformedPayload,
@@ -70,7 +71,7 @@ class Verifier:
 
     def __init__(self, *, tolerance: int = DEFAULT_TOLERANCE) -> None:
         if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
-            raise ValueError("tolerance must be a whole number of seconds, 0 or more")
+            raise InvalidReceiver("tolerance must be a whole number of seconds, 0 or more")
         self.tolerance = tolerance
 
     def verify(
@@ -340,23 +341,25 @@ class HMACVerifier(Verifier):
     ) -> None:
         super().__init__(tolerance=tolerance)
         if not isinstance(header, str) or not header.strip():
-            raise ValueError("header must name the signature header")
+            raise InvalidReceiver("header must name the signature header")
         if algorithm not in self.ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {', '.join(self.ALGORITHMS)}")
+            raise InvalidReceiver(f"algorithm must be one of {', '.join(self.ALGORITHMS)}")
         if encoding not in self.ENCODINGS:
-            raise ValueError(f"encoding must be one of {', '.join(self.ENCODINGS)}")
+            raise InvalidReceiver(f"encoding must be one of {', '.join(self.ENCODINGS)}")
         if re.search(r"[,\s]", prefix):
-            raise ValueError("prefix cannot contain commas or spaces: they separate signatures")
+            raise InvalidReceiver(
+                "prefix cannot contain commas or spaces: they separate signatures"
+            )
         template = re.split(r"(\{body\}|\{timestamp\})", signed_template)
         if template.count("{body}") != 1:
-            raise ValueError("signed_template must contain {body} exactly once")
+            raise InvalidReceiver("signed_template must contain {body} exactly once")
         if timestamp_header and "{timestamp}" not in template:
-            raise ValueError(
+            raise InvalidReceiver(
                 "signed_template must include {timestamp} when timestamp_header is set, "
                 'e.g. "{timestamp}.{body}"; an unsigned timestamp gives no replay protection'
             )
         if "{timestamp}" in template and not timestamp_header:
-            raise ValueError("signed_template uses {timestamp} but no timestamp_header is set")
+            raise InvalidReceiver("signed_template uses {timestamp} but no timestamp_header is set")
         self.header = header
         self.algorithm = algorithm
         self.encoding = encoding
@@ -427,7 +430,7 @@ def get_verifier(provider: str | Verifier, *, tolerance: int = DEFAULT_TOLERANCE
     try:
         cls = PROVIDERS[provider]
     except (KeyError, TypeError):
-        raise ValueError(
+        raise InvalidReceiver(
             f"unknown webhook provider {provider!r}; known: {', '.join(sorted(PROVIDERS))} "
             "(or pass a Verifier instance, e.g. HMACVerifier(...))"
         ) from None

@@ -10,6 +10,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from django_hooks.conf import hooks_settings
+from django_hooks.exceptions import InvalidArgument
 from django_hooks.models import Delivery, DeliveryAttempt, Event, InboundWebhook
 
 __all__: list[str] = []
@@ -25,9 +26,9 @@ def prune(
     events older than EVENT_RETENTION with no pending delivery, with their deliveries and
     attempts. ``older_than`` replaces both retentions. Returns what was deleted, by kind."""
     if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
+        raise InvalidArgument("batch_size must be at least 1")
     if older_than is not None and older_than < dt.timedelta(0):
-        raise ValueError("older_than cannot be negative")
+        raise InvalidArgument("older_than cannot be negative")
     now = now or timezone.now()
     counts = {"inbound": 0, "events": 0, "deliveries": 0, "attempts": 0}
     inbound_age = _age(older_than, hooks_settings.INBOUND_RETENTION)

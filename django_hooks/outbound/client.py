@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import requests
-from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from django_hooks.conf import hooks_settings
+from django_hooks.exceptions import ConfigurationError
 from django_hooks.internal.urlguard import resolver, url_guard, use_resolver
 from django_hooks.outbound.transport import Transport
 
@@ -35,7 +35,7 @@ def _cached(name: str, key: Any, build: Any) -> Any:
 def configured_session() -> requests.Session | None:
     """A new session from the ``SESSION`` setting, or None when it is not set.
 
-    Raises ``ImproperlyConfigured`` when the setting does not name a callable returning a
+    Raises ``ConfigurationError`` when the setting does not name a callable returning a
     ``requests.Session`` (system check ``django_hooks.E007`` reports the same).
     """
     path = hooks_settings.SESSION
@@ -44,12 +44,12 @@ def configured_session() -> requests.Session | None:
     try:
         factory = import_string(path) if isinstance(path, str) else path
     except ImportError as exc:
-        raise ImproperlyConfigured(f"DJANGO_HOOKS['SESSION'] cannot be imported: {exc}") from exc
+        raise ConfigurationError(f"DJANGO_HOOKS['SESSION'] cannot be imported: {exc}") from exc
     if not callable(factory):
-        raise ImproperlyConfigured(f"DJANGO_HOOKS['SESSION'] is not callable: {path!r}")
+        raise ConfigurationError(f"DJANGO_HOOKS['SESSION'] is not callable: {path!r}")
     session = factory()
     if not isinstance(session, requests.Session):
-        raise ImproperlyConfigured(
+        raise ConfigurationError(
             f"DJANGO_HOOKS['SESSION'] ({path!r}) returned {type(session).__name__}, "
             "not a requests.Session."
         )

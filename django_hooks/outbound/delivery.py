@@ -445,10 +445,6 @@ def send_outcome_signals(result: BatchResult, attempts: list[DeliveryAttempt]) -
         (signals.delivery_failed, result.failed),
     ):
         for delivery in deliveries:
-            # A receiver's error must not stop the worker before it records the next group.
-            responses = signal.send_robust(
-                Delivery, delivery=delivery, attempt=last_attempt.get(delivery.pk)
-            )
-            for receiver, response in responses:
-                if isinstance(response, Exception):
-                    logger.error("Signal receiver %r failed", receiver, exc_info=response)
+            # A receiver's error must not stop the worker before it records the next group
+            # (send_robust logs it).
+            signal.send_robust(Delivery, delivery=delivery, attempt=last_attempt.get(delivery.pk))

@@ -24,7 +24,11 @@ from django_hooks.event_types import (
     patterns_matching,
     validate_event_type,
 )
-from django_hooks.exceptions import ConfigurationError
+from django_hooks.exceptions import (
+    ConfigurationError,
+    HooksError,
+    InvalidArgument,
+)
 from django_hooks.models import Delivery, Endpoint, Event, owner_q
 from django_hooks.outbound.wakeups import wake_on_commit
 
@@ -51,7 +55,9 @@ def send_event(
     if idempotency_key is not None and (
         not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255
     ):
-        raise ValueError("idempotency_key must be a non-empty string of at most 255 characters")
+        raise InvalidArgument(
+            "idempotency_key must be a non-empty string of at most 255 characters"
+        )
     owned = owner_q(owner)
     created_at = timezone.now()
     # Encoding now proves the data serializable and within MAX_PAYLOAD_BYTES before any write.
@@ -217,13 +223,18 @@ def _owner_function(owner: Any) -> Callable[[models.Model], models.Model | None]
     raise ConfigurationError(f"owner must be an attribute path or a callable, not {owner!r}.")
 
 
+MODEL_EVENT_ACTIONS = ("created", "updated", "deleted")
+#: What one MODEL_EVENTS entry may hold: model_events()'s keyword arguments.
+MODEL_EVENT_OPTIONS = frozenset({"prefix", "serializer", "owner", "actions"})
+
+
 def model_events(
     model: type[models.Model] | str,
     *,
     prefix: str | None = None,
     serializer: Any = None,
     owner: Any = None,
-    actions: tuple[str, ...] = ("created", "updated", "deleted"),
+    actions: tuple[str, ...] = MODEL_EVENT_ACTIONS,
 ) -> None:
     """Send ``<prefix>.created`` / ``.updated`` / ``.deleted`` when ``model`` rows change.
 
@@ -234,15 +245,7 @@ def model_events(
     that one never commits without the other; in autocommit Django has already committed the
     row when ``post_save`` runs.
     """
-    if isinstance(model, str):
-        model = apps.get_model(model)
-    prefix = prefix or model._meta.model_name
-    validate_event_type(prefix)
-    unknown = set(actions) - {"created", "updated", "deleted"}
-    if unknown:
-        raise ConfigurationError(f"Unknown model event action(s): {', '.join(sorted(unknown))}.")
-    to_data = _payload_function(serializer)
-    owner_of = _owner_function(owner)
+    model, prefix, to_data, owner_of = _model_event_parts(model, prefix, serializer, owner, actions)
     uid = f"django_hooks:{model._meta.label}"
 
     def on_save(
@@ -251,21 +254,104 @@ def model_events(
         action = "created" if created else "updated"
         if raw or action not in actions:
             return
-        send_event(f"{prefix}.{action}", to_data(instance), owner=owner_of(instance),
-                   using=kwargs.get("using"))  # fmt: skip
+        send_event(
+            f"{prefix}.{action}",
+            to_data(instance),
+            owner=owner_of(instance),
+            using=kwargs.get("using"),
+        )
 
     def on_delete(sender: Any, instance: models.Model, **kwargs: Any) -> None:
-        send_event(f"{prefix}.deleted", to_data(instance), owner=owner_of(instance),
-                   using=kwargs.get("using"))  # fmt: skip
+        send_event(
+            f"{prefix}.deleted",
+            to_data(instance),
+            owner=owner_of(instance),
+            using=kwargs.get("using"),
+        )
 
     post_save.connect(on_save, sender=model, weak=False, dispatch_uid=f"{uid}:save")
     if "deleted" in actions:
         post_delete.connect(on_delete, sender=model, weak=False, dispatch_uid=f"{uid}:delete")
 
 
+def _model_event_parts(
+    model: type[models.Model] | str,
+    prefix: str | None,
+    serializer: Any,
+    owner: Any,
+    actions: tuple[str, ...],
+) -> tuple[type[models.Model], str, Serializer, Callable[[models.Model], models.Model | None]]:
+    """Everything ``model_events`` connects, resolved and validated; nothing connected yet."""
+    if isinstance(model, str):
+        try:
+            model = apps.get_model(model)
+        except ValueError:
+            raise InvalidArgument(f"{model!r} is not a model label such as 'shop.Order'") from None
+    prefix = prefix or model._meta.model_name
+    validate_event_type(prefix)
+    if isinstance(actions, str) or not isinstance(actions, list | tuple | set | frozenset):
+        raise ConfigurationError(f"actions must be a list of model event actions, not {actions!r}.")
+    unknown = set(actions) - set(MODEL_EVENT_ACTIONS)
+    if unknown:
+        raise ConfigurationError(f"Unknown model event action(s): {', '.join(sorted(unknown))}.")
+    return model, str(prefix), _payload_function(serializer), _owner_function(owner)
+
+
+#: Errors a MODEL_EVENTS entry can fail with: ours, a model label Django does not know
+#: (LookupError, ValueError) and a serializer path that does not import (ImportError).
+ENTRY_ERRORS = (HooksError, LookupError, ValueError, ImportError)
+
+
+def _setting_entry(label: Any, options: Any) -> dict[str, Any]:
+    if not isinstance(options, dict):
+        raise ConfigurationError(f"must be a dict of model_events() options, not {options!r}.")
+    unknown = set(options) - MODEL_EVENT_OPTIONS
+    if unknown:
+        raise ConfigurationError(
+            f"unknown option(s) {', '.join(sorted(map(str, unknown)))}; "
+            f"the options are {', '.join(sorted(MODEL_EVENT_OPTIONS))}."
+        )
+    options = {"actions": MODEL_EVENT_ACTIONS, **options}
+    get = options.get
+    _model_event_parts(label, get("prefix"), get("serializer"), get("owner"), options["actions"])
+    return options
+
+
+def model_events_setting_errors() -> list[str]:
+    """What is wrong with the ``MODEL_EVENTS`` setting, entry by entry (system check E011)."""
+    entries = hooks_settings.MODEL_EVENTS or {}
+    if not isinstance(entries, dict):
+        return ["DJANGO_HOOKS['MODEL_EVENTS'] must be a dict: {\"app.Model\": {options}}."]
+    errors = []
+    for label, options in entries.items():
+        try:
+            _setting_entry(label, options)
+        except ENTRY_ERRORS as exc:
+            errors.append(f"DJANGO_HOOKS['MODEL_EVENTS'][{label!r}]: {exc}")
+    return errors
+
+
 def connect_model_events_setting() -> None:
-    """Connect the ``MODEL_EVENTS`` setting: ``{"shop.Order": {"prefix": "order", ...}}``."""
-    for label, options in (hooks_settings.MODEL_EVENTS or {}).items():
-        if not isinstance(options, dict):
-            raise ConfigurationError(f"DJANGO_HOOKS['MODEL_EVENTS'][{label!r}] must be a dict.")
-        model_events(label, **options)
+    """Connect the ``MODEL_EVENTS`` setting: ``{"shop.Order": {"prefix": "order", ...}}``.
+
+    Run from ``ready()``, so it never raises: an entry that cannot work is left unconnected and
+    logged, and ``manage.py check`` reports it (``django_hooks.E011``, or ``E005`` for settings
+    with unknown keys) instead of every command dying with a traceback.
+    """
+    try:
+        entries = hooks_settings.MODEL_EVENTS or {}
+    except ConfigurationError:
+        return  # check E005 reports it, and every use of the settings raises it
+    if not isinstance(entries, dict):
+        logger.error("DJANGO_HOOKS['MODEL_EVENTS'] is not a dict: no model events are connected.")
+        return
+    for label, options in entries.items():
+        try:
+            model_events(label, **_setting_entry(label, options))
+        except ENTRY_ERRORS as exc:
+            logger.error(
+                "DJANGO_HOOKS['MODEL_EVENTS'][%r] is not connected: %s (manage.py check reports "
+                "it as django_hooks.E011)",
+                label,
+                exc,
+            )

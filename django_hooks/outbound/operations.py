@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from django_hooks.conf import hooks_settings
 from django_hooks.core.payload import encode_body
-from django_hooks.event_types import declared_event_types, validate_event_type
-from django_hooks.exceptions import EndpointNotReceiving, InvalidEventType
+from django_hooks.event_types import check_declared, declared_event_types, validate_event_type
+from django_hooks.exceptions import EndpointNotReceiving, InvalidArgument, InvalidEventType
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event
 from django_hooks.outbound.state import retry_deliveries
 from django_hooks.outbound.wakeups import wake
@@ -31,7 +31,8 @@ def send_test_event(
 ) -> Event:
     """Send one test event (``TEST_EVENT_TYPE``) to this endpoint alone, whatever it subscribes to.
 
-    Raises ``EndpointNotReceiving`` for an inactive or disabled endpoint: nothing would be sent.
+    Raises ``EndpointNotReceiving`` for an inactive or disabled endpoint (nothing would be sent),
+    and ``InvalidEventType`` for a type ``STRICT_EVENT_TYPES`` refuses, whoever calls.
     """
     if not endpoint.is_receiving:
         state = "disabled" if endpoint.disabled_at else "inactive"
@@ -41,6 +42,7 @@ def send_test_event(
 
     event_type = event_type or hooks_settings.TEST_EVENT_TYPE
     validate_event_type(event_type)
+    check_declared(event_type)  # STRICT_EVENT_TYPES, as send_event
     if data is None:
         data = test_data(endpoint, event_type)
     now = timezone.now()
@@ -77,7 +79,7 @@ def recover_deliveries(
     many deliveries were queued again.
     """
     if until is not None and until <= since:
-        raise ValueError("until must be later than since")
+        raise InvalidArgument("until must be later than since")
     failed = Delivery.objects.filter(
         endpoint=endpoint, status=Delivery.Status.FAILED, created_at__gte=since
     )

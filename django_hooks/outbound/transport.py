@@ -63,6 +63,7 @@ from urllib3.util.retry import Retry
 
 from django_hooks.core.errors import UnsafeURL
 from django_hooks.core.urlguard import BlockedAddress, Target, UnresolvableHost, URLGuard
+from django_hooks.exceptions import BlockedRequest, ResponseBodyError
 
 __all__: list[str] = []
 
@@ -361,15 +362,6 @@ def _describe_error(exc: BaseException, timeout: float) -> str:
 
 
 # -- the adapter ----------------------------------------------------------------------------------
-
-
-class BlockedRequest(requests.exceptions.ConnectionError):
-    """The SSRF guard refused the request's URL or its host's addresses; nothing was sent."""
-
-
-class ResponseBodyError(requests.exceptions.ConnectionError):
-    """The status line and headers arrived (``response``), the body did not: it timed out, was
-    cut off or was malformed."""
 
 
 #: Session cookies would carry one receiver's cookies to the next (and grow without bound).

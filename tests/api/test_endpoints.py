@@ -137,7 +137,30 @@ def test_no_test_event_to_an_inactive_endpoint(as_alice):
         pk = create(as_alice, url="http://127.0.0.1:9/", is_active=False).json()["id"]
         response = as_alice.post(API + f"endpoints/{pk}/test/", {}, format="json")
     assert response.status_code == 409 and "inactive" in response.json()["detail"]
+    assert response.json()["code"] == "endpoint_not_receiving"
     assert not Event.objects.exists()
+
+
+def shaped_errors(exc, context):
+    """A project's EXCEPTION_HANDLER that answers in its own shape."""
+    from rest_framework.views import exception_handler
+
+    response = exception_handler(exc, context)
+    if response is not None:
+        response.data = {"error": {"type": type(exc).__name__, "status": response.status_code}}
+    return response
+
+
+def test_conflicts_go_through_the_projects_exception_handler(as_alice):
+    rest_framework = {"EXCEPTION_HANDLER": "tests.api.test_endpoints.shaped_errors"}
+    with override_settings(DJANGO_HOOKS=SETTINGS, REST_FRAMEWORK=rest_framework):
+        pk = create(as_alice, url="http://127.0.0.1:9/", is_active=False).json()["id"]
+        response = as_alice.post(API + f"endpoints/{pk}/test/", {}, format="json")
+        assert response.status_code == 409
+        assert response.json() == {"error": {"type": "Conflict", "status": 409}}
+        unprintable = {"HTTP_IDEMPOTENCY_KEY": "\x01"}
+        bad_key = as_alice.post(API + f"endpoints/{pk}/test/", {}, format="json", **unprintable)
+        assert bad_key.json() == {"error": {"type": "InvalidIdempotencyKey", "status": 400}}
 
 
 def failed_delivery(alice, receiver, redis, path="/down"):
@@ -164,6 +187,7 @@ def test_retry_sends_a_failed_delivery_again(as_alice, alice, receiver, redis):
         assert delivery.status == "succeeded" and delivery.attempts == 2
         again = as_alice.post(API + f"deliveries/{delivery.pk}/retry/")
     assert again.status_code == 409 and "succeeded" in again.json()["detail"]
+    assert again.json()["code"] == "not_retryable"
     detail = as_alice.get(API + f"deliveries/{delivery.pk}/").json()
     assert [a["status_code"] for a in detail["attempt_log"]] == [500, 200]
 

@@ -5,7 +5,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 import django_hooks
-from django_hooks.exceptions import EndpointNotReceiving
+from django_hooks.exceptions import EndpointNotReceiving, InvalidEventType
 from django_hooks.models import Delivery, Endpoint, Event
 from django_hooks.outbound.operations import (
     DeliveryCounts,
@@ -40,6 +40,18 @@ def test_no_test_event_to_a_disabled_endpoint():
     with pytest.raises(EndpointNotReceiving, match="inactive"):
         send_test_event(endpoint)
     assert not Event.objects.exists()
+
+
+def test_strict_event_types_apply_to_test_events_whoever_sends_them():
+    endpoint = Endpoint.objects.create(url="http://127.0.0.1:9/")
+    strict = {"ALLOWED_NETWORKS": ["127.0.0.0/8"], "STRICT_EVENT_TYPES": True}
+    with override_settings(DJANGO_HOOKS=strict):
+        # With its own data, a caller would not need a declared example: the operation still
+        # refuses the undeclared type, as send_event does.
+        with pytest.raises(InvalidEventType, match="STRICT_EVENT_TYPES"):
+            send_test_event(endpoint, event_type="order.undeclared", data={"id": 1})
+        assert not Event.objects.exists()
+        assert send_test_event(endpoint).type == "webhook.test"  # the test type is declared
 
 
 def test_recover_sends_again_the_failed_deliveries_in_the_window(receiver, redis):

@@ -13,7 +13,7 @@ from django.test import override_settings
 from requests.adapters import HTTPAdapter
 
 import django_hooks
-from django_hooks.checks import check_settings
+from django_hooks.checks import check_security, check_settings
 from django_hooks.core.urlguard import URLGuard
 from django_hooks.models import Delivery, Endpoint
 from django_hooks.outbound import client
@@ -371,7 +371,7 @@ def test_session_setting_builds_the_workers_session(serve) -> None:
 
 def check_ids(session: object) -> list[str]:
     with override_settings(DEBUG=True, DJANGO_HOOKS={"SESSION": session}):
-        return sorted(message.id for message in check_settings())
+        return sorted(message.id for message in [*check_settings(), *check_security()])
 
 
 @pytest.mark.parametrize(
