@@ -14,6 +14,7 @@ class DjangoHooksConfig(AppConfig):
         # Imported here, as Django asks: these modules import models, which need the registry.
         from django_hooks import checks  # noqa: F401  (registers the system checks)
         from django_hooks.conf import reload_hooks_settings
+        from django_hooks.exceptions import ConfigurationError
         from django_hooks.outbound import feed
         from django_hooks.outbound.dispatch import connect_model_events_setting
         from django_hooks.outbound.operational import connect_operational_events
@@ -21,5 +22,9 @@ class DjangoHooksConfig(AppConfig):
         setting_changed.connect(reload_hooks_settings, dispatch_uid="django_hooks.settings")
         connect_model_events_setting()
         connect_operational_events()
-        if feed.feed_enabled():
+        try:
+            enabled = feed.feed_enabled()
+        except ConfigurationError:  # unusable settings are the checks' to report (E005)
+            enabled = True
+        if enabled:
             feed.connect()

@@ -8,7 +8,7 @@ from django.test import Client
 
 from django_hooks import signals
 from django_hooks.models import Endpoint, InboundWebhook
-from django_hooks.outbound.delivery import disable_endpoint
+from django_hooks.outbound.state import disable_endpoint
 from tests.inbound.test_decorator import standard_post
 from tests.testapp import views
 
@@ -52,7 +52,7 @@ def test_asend_robust_logs_too(connected, caplog):
 @pytest.mark.django_db(transaction=True)
 def test_endpoint_disabled_receivers_are_logged(connected, caplog):
     endpoint = Endpoint.objects.create(url="http://127.0.0.1:9/")
-    assert disable_endpoint(endpoint, "gone")  # autocommit: the signal is sent at once
+    assert disable_endpoint(endpoint, "gone", by="system")  # autocommit: sent at once
     assert "endpoint_disabled" in failures(caplog)[0].getMessage()
 
 
