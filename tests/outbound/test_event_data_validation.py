@@ -156,10 +156,10 @@ def test_without_jsonschema_the_error_names_the_extra(monkeypatch):
     with override_settings(DJANGO_HOOKS=ON):
         with pytest.raises(MissingDependency, match=r'pip install "django-hooks\[jsonschema\]"'):
             django_hooks.send_event("order.paid", VALID)
-        assert "django_hooks.E008" in {message.id for message in check_settings()}
+        assert "django_hooks.E014" in {message.id for message in check_settings()}
         assert isinstance(MissingDependency("jsonschema", "jsonschema"), ImportError)
     with override_settings(DJANGO_HOOKS={"ALLOWED_NETWORKS": ["127.0.0.0/8"]}):
-        assert "django_hooks.E008" not in {message.id for message in check_settings()}
+        assert "django_hooks.E014" not in {message.id for message in check_settings()}
         django_hooks.send_event("order.paid", VALID)  # off: jsonschema is never needed
 
 

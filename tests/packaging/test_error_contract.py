@@ -130,9 +130,8 @@ def test_bad_receiver_options_raise_invalid_receiver():
 
 @pytest.mark.django_db
 def test_bad_arguments_raise_invalid_argument(django_user_model):
-    from django_hooks.internal.retention import prune
-
     import django_hooks
+    from django_hooks.internal.retention import prune
     from django_hooks.models import Endpoint
     from django_hooks.outbound.operations import recover_deliveries
 
