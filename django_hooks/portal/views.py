@@ -136,7 +136,14 @@ def api_errors_to_form(form: Any, detail: Any) -> None:
         if name == "event_types":
             field = "other_types"
         for message in flatten(errors):
-            form.add_error(field, message)
+            form.add_error(field, for_customers(message))
+
+
+def for_customers(message: str) -> str:
+    """The SSRF guard's refusal without its advice to the site's developers (ALLOWED_NETWORKS
+    is their setting, not the customer's)."""
+    reason, advice, _ = message.partition(". To reach it from a development machine")
+    return f"{reason}." if advice else message
 
 
 def flatten(errors: Any) -> list[str]:
