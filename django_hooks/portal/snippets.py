@@ -35,6 +35,7 @@ def handle(body: bytes, headers: dict) -> dict:
 '''
 
 SVIX = '''\
+import json
 import os
 from svix.webhooks import Webhook, WebhookVerificationError
 
@@ -43,7 +44,8 @@ webhook = Webhook(os.environ["WEBHOOK_SECRET"])  # "whsec_..."
 
 def handle(body: bytes, headers: dict) -> dict:
     try:
-        return webhook.verify(body, headers)
+        webhook.verify(body, headers)  # raises unless signed with the secret, and recent
+        return json.loads(body)
     except WebhookVerificationError:
         raise PermissionError("not signed with our secret, or too old")
 '''
