@@ -34,7 +34,7 @@ def handle(body: bytes, headers: dict) -> dict:
         raise PermissionError("not signed with our secret, or too old")
 '''
 
-SVIX = '''\
+SVIX = """\
 import json
 import os
 from svix.webhooks import Webhook, WebhookVerificationError
@@ -48,9 +48,9 @@ def handle(body: bytes, headers: dict) -> dict:
         return json.loads(body)
     except WebhookVerificationError:
         raise PermissionError("not signed with our secret, or too old")
-'''
+"""
 
-DJANGO = '''\
+DJANGO = """\
 import os
 from django.http import HttpResponse
 from django_hooks.inbound import webhook_receiver
@@ -60,7 +60,7 @@ from django_hooks.inbound import webhook_receiver
 def our_webhooks(request):
     event = request.webhook  # .id .type .payload, verified, replays and duplicates refused
     return HttpResponse(status=204)
-'''
+"""
 
 NODE = """\
 import { Webhook } from "standardwebhooks";

@@ -175,7 +175,7 @@ def secret_page(request: HttpRequest, endpoint: Endpoint, secret: str, *, rotate
 
 
 def success_rate(counts: DeliveryCounts) -> str:
-    """"99.5%", as the admin shows it; "" when nothing finished."""
+    """ "99.5%", as the admin shows it; "" when nothing finished."""
     rate = counts.success_rate
     return "" if rate is None else f"{rate:.1%}".replace(".0%", "%")
 

@@ -33,4 +33,6 @@ def account_webhooks(request: HttpRequest) -> HttpResponse:
     if customer is None:
         return HttpResponse("This login has no customer account.", status=403)
     link = signed_link(customer, expires_in=300)
-    return render(request, "shop/account_webhooks.html", {"customer": customer, "portal_link": link})
+    return render(
+        request, "shop/account_webhooks.html", {"customer": customer, "portal_link": link}
+    )

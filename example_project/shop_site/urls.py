@@ -10,8 +10,12 @@ urlpatterns = [
     # in the account page through a signed link.
     path("webhooks/", include("django_hooks.portal.urls")),
     path("account/webhooks/", account_webhooks, name="account-webhooks"),
-    path("accounts/login/", LoginView.as_view(template_name="admin/login.html",
-                                              extra_context={"site_header": "Example shop"})),
+    path(
+        "accounts/login/",
+        LoginView.as_view(
+            template_name="admin/login.html", extra_context={"site_header": "Example shop"}
+        ),
+    ),
     path("hooks/github/", github_webhook, name="github-webhook"),
     path("receiver/", include("receiver.urls")),
 ]

@@ -210,7 +210,9 @@ def test_a_bad_link_opens_nothing(tamper, alice, bob, monkeypatch):
         alice.delete()
     client = Client()
     response = client.get(link)
-    assert response.status_code == 403 and "has expired or is not valid" in response.content.decode()
+    assert (
+        response.status_code == 403 and "has expired or is not valid" in response.content.decode()
+    )
     assert access.COOKIE_NAME not in response.cookies
     assert client.get(PORTAL).status_code == 302  # still nobody: off to the site's login
 
@@ -263,7 +265,9 @@ def test_only_link_pages_may_be_framed_and_only_by_the_setting(alice):
     assert response["X-Frame-Options"] == "DENY"
     with override_settings(DJANGO_HOOKS={"PORTAL_FRAME_ANCESTORS": ["https://app.example.com"]}):
         response = through_link(alice).get(PORTAL)
-        assert response["Content-Security-Policy"] == "frame-ancestors 'self' https://app.example.com"
+        assert (
+            response["Content-Security-Policy"] == "frame-ancestors 'self' https://app.example.com"
+        )
         assert "X-Frame-Options" not in response
         response = logged_in(alice).get(PORTAL)  # behind the login: the site's own rules
         assert response["Content-Security-Policy"] == "frame-ancestors 'self'"

@@ -321,7 +321,7 @@ def test_recover_failures_since_a_time(client, alice):
     assert response["Location"] == f"/webhooks/{ids['endpoint']}/deliveries/?notice=recovered&n=1"
     assert Delivery.objects.get(pk=ids["delivery"]).status == "pending"
     assert Delivery.objects.get(pk=old["delivery"]).status == "failed"
-    assert "1 failed deliveries queued again." in page(client, response["Location"][len(PORTAL):])
+    assert "1 failed deliveries queued again." in page(client, response["Location"][len(PORTAL) :])
     # until before since: named next to the field, nothing queued.
     response = client.post(PORTAL + f"{ids['endpoint']}/recover/", {
         "since": since, "until": "2000-01-01T00:00", "csrfmiddlewaretoken": token})  # fmt: skip
