@@ -24,7 +24,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from rest_framework import exceptions as api_errors
 
 from django_hooks.admin.chart import delivery_chart
-from django_hooks.admin.endpoints import CHART_HOURS, last_attempts, latest_attempted_delivery
 from django_hooks.api.serializers import EndpointSerializer
 from django_hooks.conf import hooks_settings
 from django_hooks.core.errors import PayloadError
@@ -49,9 +48,11 @@ from django_hooks.portal.forms import (
     TestEventForm,
     subscribable_types,
 )
+from django_hooks.portal.health import last_attempts, latest_attempted_delivery
 from django_hooks.portal.snippets import SNIPPETS
 
 WINDOW = dt.timedelta(hours=24)
+CHART_HOURS = 48  # as the admin's endpoint page
 ENDPOINTS_PER_PAGE = 50
 DELIVERIES_PER_PAGE = 50
 

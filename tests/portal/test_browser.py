@@ -40,7 +40,7 @@ for customer, endpoint in accounts:
 print(json.dumps(out))
 """
 
-GLOBEX_DELIVERY = """
+ACME_DELIVERY = """
 import django_hooks, json
 from django_hooks.models import Delivery
 from shop.models import Customer
@@ -84,7 +84,7 @@ def test_the_portal_in_a_real_browser(site, browser_page, receiver):  # noqa: F8
     shot(page, "endpoints")
 
     # Create an endpoint from the catalogue (descriptions and schemas shown), keyboard only.
-    page.click("text=Add an endpoint")
+    page.get_by_role("link", name="Add an endpoint").click()
     expect(page.locator("#event-types")).to_contain_text("A customer placed an order.")
     page.locator("#event-types summary").first.click()
     expect(page.locator("#event-types pre").first).to_contain_text('"customer_email"')
@@ -103,7 +103,7 @@ def test_the_portal_in_a_real_browser(site, browser_page, receiver):  # noqa: F8
     endpoint_id = int(endpoint_url.rstrip("/").split("/")[-1])
 
     # Reveal the secret: confirmation first, then a page that is never stored.
-    page.click("text=Reveal the secret")
+    page.get_by_role("link", name="Reveal the secret").click()
     expect(page.locator("h1")).to_contain_text("Reveal the signing secret?")
     with page.expect_response(lambda r: r.request.method == "POST") as posted:
         page.click("button:has-text('Reveal the secret')")
@@ -113,7 +113,7 @@ def test_the_portal_in_a_real_browser(site, browser_page, receiver):  # noqa: F8
 
     # Send a test event; see it delivered, with its attempt.
     page.goto(endpoint_url)
-    page.click("text=Send a test event")
+    page.get_by_role("link", name="Send a test event").click()
     page.select_option("#id_event_type", "order.created")
     page.click("button:has-text('Send the test event')")
     expect(page.locator(".notice")).to_contain_text("Test event sent.")
@@ -161,7 +161,7 @@ def test_the_portal_in_a_real_browser(site, browser_page, receiver):  # noqa: F8
     shot(page, "endpoint")
 
     # Rotate: the new secret signs the next webhook, the old one still alongside.
-    page.click("text=Rotate the secret")
+    page.get_by_role("link", name="Rotate the secret").click()
     page.click("button:has-text('Rotate the secret')")
     new_secret = page.inner_text("#secret").strip()
     assert new_secret.startswith("whsec_") and new_secret != secret
@@ -182,15 +182,15 @@ def test_the_portal_in_a_real_browser(site, browser_page, receiver):  # noqa: F8
     expect(page.locator("#health")).to_contain_text("Disabled by you.")
     page.click("button:has-text('Enable')")
     expect(page.locator("#health")).to_contain_text("Receiving")
-    page.click("text=Edit")
+    page.get_by_role("link", name="Edit", exact=True).click()
     page.fill("#id_description", "Renamed")
     page.click("button:has-text('Save changes')")
     expect(page.locator("main")).to_contain_text("Renamed")
 
     # The reference pages.
-    page.click("text=Event types")
+    page.get_by_role("link", name="Event types", exact=True).click()
     expect(page.locator("main")).to_contain_text("order.created")
-    page.click("text=Verifying webhooks")
+    page.get_by_role("link", name="Verifying webhooks").click()
     expect(page.locator("#node")).to_contain_text("standardwebhooks")
     shot(page, "verify")
 
@@ -203,7 +203,7 @@ def test_the_portal_in_a_real_browser(site, browser_page, receiver):  # noqa: F8
     # Globex's signed link: Globex's endpoints, and a 404 for anything of Acme's.
     globex = accounts["globex"]
     theirs = json.loads(
-        site.manage("shell", "-c", GLOBEX_DELIVERY.format(slug="acme")).splitlines()[-1]
+        site.manage("shell", "-c", ACME_DELIVERY.format(slug="acme")).splitlines()[-1]
     )
     page.context.clear_cookies()  # from no cookies at all: no shop login
     other = page.context.new_page()
@@ -233,7 +233,7 @@ def test_the_portal_in_a_real_browser(site, browser_page, receiver):  # noqa: F8
     frame = page.frame_locator("iframe")
     expect(frame.locator("#endpoints")).to_contain_text("/receiver/acme/webhooks/")
     shot(page, "embedded")
-    frame.locator("text=Add an endpoint").click()
+    frame.get_by_role("link", name="Add an endpoint").click()
     frame.locator("#id_url").fill(receiver.url("/framed"))
     frame.locator("button[type=submit]").click()
     expect(frame.locator(".notice")).to_contain_text("Endpoint created.")
