@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 
 from django_hooks.conf import hooks_settings
 from django_hooks.event_types import EventType, declared_event_types
@@ -107,14 +108,18 @@ class RecoverForm(forms.Form):
     since = forms.DateTimeField(
         label="Failed since",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text="UTC.",
     )
     until = forms.DateTimeField(
         label="Until (optional)",
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text="UTC; empty for now.",
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        zone = timezone.get_current_timezone_name()
+        self.fields["since"].help_text = f"Time zone {zone}."
+        self.fields["until"].help_text = f"Time zone {zone}; empty for now."
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -155,7 +160,9 @@ class DeliveryFilterForm(forms.Form):
         help_text='A type, or a pattern such as "order.*".',
         widget=forms.TextInput(attrs={"list": "portal-event-types", "spellcheck": "false"}),
     )
-    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    before = forms.IntegerField(
+        required=False, min_value=1, max_value=10**18, widget=forms.HiddenInput
+    )
 
     def clean_event_type(self) -> str:
         value = (self.cleaned_data.get("event_type") or "").strip()

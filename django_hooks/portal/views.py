@@ -20,7 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from rest_framework import exceptions as api_errors
 
 from django_hooks.admin.chart import delivery_chart
@@ -190,7 +190,7 @@ def grace_hours() -> str:
 
 
 @access.login_not_required
-@require_GET
+@require_safe
 def enter(request: HttpRequest, token: str) -> HttpResponse:
     """Open the portal's own session from a signed link, then drop the token from the URL."""
     link = access.read_link(token)
@@ -214,7 +214,7 @@ def enter(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @portal_view
-@require_GET
+@require_safe
 def endpoints(request: HttpRequest) -> HttpResponse:
     rows = (
         owned_endpoints(request)
@@ -267,7 +267,7 @@ def endpoint_data(form: EndpointForm) -> dict[str, Any]:
 
 
 @portal_view
-@require_GET
+@require_safe
 def endpoint(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = owned_endpoint(request, pk)
     now = timezone.now()
@@ -438,7 +438,7 @@ def event_type_q(pattern: str) -> Q:
 
 
 @portal_view
-@require_GET
+@require_safe
 def deliveries(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = owned_endpoint(request, pk)
     filters = DeliveryFilterForm(request.GET)
@@ -472,7 +472,7 @@ def deliveries(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @portal_view
-@require_GET
+@require_safe
 def delivery(request: HttpRequest, pk: int) -> HttpResponse:
     delivery = owned_delivery(request, pk)
     attempts = list(delivery.attempt_log.order_by("number"))
@@ -507,13 +507,13 @@ def delivery_retry(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @portal_view
-@require_GET
+@require_safe
 def event_types(request: HttpRequest) -> HttpResponse:
     return render(request, "event_types.html",
                   {"catalogue": subscribable_types(), "nav": "event_types"})  # fmt: skip
 
 
 @portal_view
-@require_GET
+@require_safe
 def verify(request: HttpRequest) -> HttpResponse:
     return render(request, "verify.html", {"snippets": SNIPPETS, "nav": "verify"})

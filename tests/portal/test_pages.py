@@ -343,3 +343,9 @@ def test_a_notice_is_one_of_ours(as_alice):
     assert "<script>alert" not in html and 'role="status"' not in html
     html = page(as_alice, "?notice=recovered&n=<b>")
     assert "Some failed deliveries queued again." in html
+
+
+def test_an_absurd_page_position_is_a_400_not_a_crash(as_alice, alice):
+    endpoint = make_endpoint(alice)
+    html = page(as_alice, f"{endpoint.pk}/deliveries/?before=" + "9" * 30, status=400)
+    assert "Delivery log" in html
