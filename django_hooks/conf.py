@@ -100,6 +100,10 @@ DEFAULTS: dict[str, Any] = {
     # Send endpoint.disabled and message.attempt.exhausted events to the owner's endpoints
     # subscribed to them (as Svix's operational webhooks).
     "OPERATIONAL_EVENTS": False,
+    # Customer portal: seconds the session opened by a signed link lasts, and the origins
+    # allowed to show portal pages opened by a link in a frame (besides the site itself).
+    "PORTAL_SESSION_AGE": 3600,
+    "PORTAL_FRAME_ANCESTORS": [],
 }
 
 

@@ -128,6 +128,13 @@ def test_serve_runs_the_site_and_worker_and_ctrl_c_stops_them_all(tmp_path):
         endpoints = get(f"{site}/api/hooks/endpoints/", auth=("acme", password)).json()["results"]
         assert [e["url"] for e in endpoints] == [f"{site}/receiver/acme/webhooks/"]
 
+        # The printed signed link opens Acme's portal, and only Acme's.
+        printed = rf"({re.escape(site)}/webhooks/link/\S+)  \(Acme Ltd's signed link"
+        link = re.search(printed, out)[1]
+        portal = get(link)
+        assert portal.status_code == 200 and portal.url == f"{site}/webhooks/"
+        assert "/receiver/acme/webhooks/" in portal.text and "/receiver/globex/" not in portal.text
+
         children = descendants(serve.pid)
         commands = " | ".join(children.values())
         for expected in ("runserver", "hooks_worker", "redis-server"):

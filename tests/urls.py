@@ -17,4 +17,5 @@ urlpatterns = [
     path("hooks/api-github/", views.GitHubAPIHook.as_view()),
     path("hooks/in/", include("django_hooks.inbound.urls")),
     path("api/hooks/", include("django_hooks.api.urls")),
+    path("webhooks/", include("django_hooks.portal.urls")),
 ]

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
 from django.core.paginator import Paginator
-from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from django_hooks.internal.display import show_time
 from django_hooks.internal.retention import delete_deliveries
 from django_hooks.models import Delivery, DeliveryAttempt
 
@@ -37,23 +36,6 @@ def pretty_json(value: Any) -> str:
 
 
 #: Every time the webhook admin shows: sortable, unambiguous, with its zone (as in logs).
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
-
-
-def time_text(value: dt.datetime, tz: dt.tzinfo | None = None) -> str:
-    """``value`` in the current time zone (or ``tz``) as ``TIME_FORMAT``."""
-    if timezone.is_aware(value):
-        value = timezone.localtime(value, tz)
-    return value.strftime(TIME_FORMAT).strip()
-
-
-def show_time(value: dt.datetime | None) -> str:
-    """``value`` as a ``<time>`` element in ``TIME_FORMAT``; a dash when unset."""
-    if value is None:
-        return "—"
-    return format_html('<time datetime="{}">{}</time>', value.isoformat(), time_text(value))
-
-
 def time_column(field: str, description: str) -> Callable[[Any, Any], str]:
     """A ModelAdmin column or read-only field showing the datetime ``field`` as ``show_time``
     does, sortable by it: Django's own display would use the locale's format instead."""

@@ -23,18 +23,17 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
-from django_hooks.admin.chart import delivery_chart
 from django_hooks.admin.common import (
     CappedPaginator,
     DeletesDeliveriesInBatches,
-    show_time,
     status_badge,
     time_column,
-    time_text,
 )
 from django_hooks.admin.forms import EndpointAdminForm
 from django_hooks.conf import hooks_settings
 from django_hooks.exceptions import EndpointNotReceiving
+from django_hooks.internal.chart import delivery_chart
+from django_hooks.internal.display import show_time, time_text
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint
 from django_hooks.outbound.operations import (
     DeliveryCounts,

@@ -73,8 +73,36 @@ DJANGO_HOOKS = {
             "owner": "customer",
         },
     },
-    # The REST API serves the customer account of the logged-in user, and only its own objects.
+    # The REST API and the portal serve the customer account of the logged-in user, and only
+    # its own objects.
     "API_OWNER": "shop.owners.customer_of_request",
+    # The catalogue the portal (and the API's event-types/) shows customers.
+    "EVENT_TYPES": {
+        "order.created": {
+            "description": "A customer placed an order.",
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "customer": {"type": "string", "description": "The customer's slug."},
+                    "customer_email": {"type": "string", "format": "email"},
+                    "total": {"type": "string", "description": "Decimal, in euros."},
+                    "status": {"type": "string"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                },
+            },
+            "example": {
+                "id": 1,
+                "customer": "acme",
+                "customer_email": "orders@acme.example",
+                "total": "25.00",
+                "status": "new",
+                "created_at": "2026-12-01T10:00:00Z",
+            },
+        },
+        "order.updated": "An order changed (its status, its total).",
+        "order.deleted": "An order was deleted.",
+    },
 }
 
 # The secret each customer's receiver verifies with, {"<customer slug>": "whsec_..."} (set by

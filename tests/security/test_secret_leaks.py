@@ -252,6 +252,28 @@ def test_api_list_responses(world: Secrets, superuser_client) -> None:
     world.assert_absent("API list responses", texts)
 
 
+def test_every_customer_portal_page(world: Secrets, superuser_client) -> None:
+    """Every portal page but the reveal and rotate answers, for an owner of every endpoint."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.contenttypes.models import ContentType
+
+    owner = get_user_model().objects.get(username="security-admin")
+    Endpoint.objects.update(owner_content_type=ContentType.objects.get_for_model(owner),
+                            owner_id=str(owner.pk))  # fmt: skip
+    paths = ["", "new/", "event-types/", "verify/"]
+    for endpoint in Endpoint.objects.all():
+        paths += [f"{endpoint.pk}/{page}" for page in ("", "edit/", "delete/", "secret/",
+                  "rotate-secret/", "test/", "recover/", "deliveries/")]  # fmt: skip
+    paths += [f"deliveries/{pk}/" for pk in Delivery.objects.values_list("pk", flat=True)]
+    texts = []
+    for path in paths:
+        response = superuser_client.get("/webhooks/" + path)
+        assert response.status_code == 200, path
+        texts.append(f"{path} {response.content.decode()}")
+    assert len(texts) > 30
+    world.assert_absent("customer portal pages", texts)
+
+
 def test_exception_messages(world: Secrets) -> None:
     texts = [world.command_output]
     endpoint = Endpoint.objects.first()

@@ -179,6 +179,38 @@ def test_api_create_and_update_accept_a_public_url_and_refuse_a_private_one(
     assert Endpoint.objects.get().url == SAFE_URL
 
 
+# -- saving: the customer portal ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", SSRF_CASES, ids=str)
+def test_portal_add_form_refuses(case: SSRFCase, django_user_model, port) -> None:
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(django_user_model.objects.create_user("customer"))
+    with refusing_ssrf():
+        response = browser.post("/webhooks/new/", {"url": case.at(port)})
+    assert response.status_code == 400, "the form was accepted"
+    assert_refused_page(response.content, case)
+    assert not Endpoint.objects.exists()
+
+
+def test_portal_forms_accept_a_public_url_and_refuse_a_private_one(django_user_model, port) -> None:
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(django_user_model.objects.create_user("customer"))
+    with refusing_ssrf():
+        created = browser.post("/webhooks/new/", {"url": SAFE_URL})
+        assert created.status_code == 302, created.content.decode()[:2000]
+        pk = Endpoint.objects.get().pk
+        case = SSRF_CASES[0]
+        response = browser.post(f"/webhooks/{pk}/edit/", {"url": case.at(port)})
+    assert response.status_code == 400
+    assert_refused_page(response.content, case)
+    assert Endpoint.objects.get().url == SAFE_URL
+
+
 # -- delivering -----------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from django_hooks.portal import signed_link
 from django_hooks.testing import local_redis
 from shop.example_site import (
     CUSTOMERS,
@@ -82,6 +83,13 @@ class Command(BaseCommand):
                 *(
                     f"               curl -u {slug}:{password} {site_url}/api/hooks/endpoints/"
                     for slug, password in passwords.items()
+                ),
+                f"  Portal       {site_url}/webhooks/  (log in as a customer above), or embedded "
+                f"in the account page {site_url}/account/webhooks/",
+                *(
+                    f"               {site_url}{signed_link(customer, expires_in=3600)}  "
+                    f"({customer.name}'s signed link, 1 hour)"
+                    for customer, _ in accounts
                 ),
                 *(
                     f"  Receiver     {endpoint.url}  ({customer.name}'s endpoint)"

@@ -6,7 +6,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
-from django_hooks.admin.common import time_text
+from django_hooks.internal.display import time_text
 from django_hooks.outbound.operations import HourlyCounts
 
 __all__: list[str] = []
