@@ -11,8 +11,8 @@ from django import forms
 from django.utils import timezone
 
 from django_hooks.conf import hooks_settings
-from django_hooks.event_types import EventType, declared_event_types
-from django_hooks.models import SUBSCRIPTION_RE, Delivery
+from django_hooks.event_types import EventType, declared_event_types, is_pattern
+from django_hooks.models import Delivery
 
 __all__: list[str] = []
 
@@ -86,7 +86,7 @@ class EndpointForm(forms.Form):
     def clean_other_types(self) -> list[str]:
         value = self.cleaned_data.get("other_types") or ""
         patterns = [p.strip() for p in value.split(",") if p.strip()]
-        bad = [p for p in patterns if not SUBSCRIPTION_RE.match(p) or len(p) > 255]
+        bad = [p for p in patterns if not is_pattern(p)]
         if bad:
             raise forms.ValidationError(
                 f'{bad[0]!r} is not an event type or a pattern such as "order.*".'
@@ -168,7 +168,7 @@ class DeliveryFilterForm(forms.Form):
 
     def clean_event_type(self) -> str:
         value = (self.cleaned_data.get("event_type") or "").strip()
-        if value and not SUBSCRIPTION_RE.match(value):
+        if value and not is_pattern(value):
             raise forms.ValidationError(
                 f'{value!r} is not an event type or a pattern such as "order.*".'
             )

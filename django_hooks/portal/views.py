@@ -39,7 +39,7 @@ from django_hooks.outbound.operations import (
     recover_deliveries,
     send_test_event,
 )
-from django_hooks.outbound.sweep import retry_deliveries
+from django_hooks.outbound.state import retry_deliveries
 from django_hooks.portal import access
 from django_hooks.portal.access import portal_view
 from django_hooks.portal.forms import (
