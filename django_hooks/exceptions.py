@@ -6,6 +6,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from django_hooks.core.errors import (
     HooksError,
+    InvalidCredentials,
     InvalidSecret,
     InvalidSignature,
     MalformedHeader,
@@ -24,6 +25,7 @@ __all__ = [
     "EndpointValidationError",
     "HandlerNotFound",
     "HooksError",
+    "InvalidCredentials",
     "InvalidEventType",
     "InvalidSecret",
     "InvalidSignature",

@@ -24,6 +24,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from django_hooks.admin.chart import delivery_chart
+from django_hooks.admin.credentials import CredentialsFieldset
 from django_hooks.admin.common import CappedPaginator, DeletesDeliveriesInBatches, status_badge
 from django_hooks.conf import hooks_settings
 from django_hooks.exceptions import EndpointNotReceiving
@@ -158,7 +159,7 @@ class RecoverForm(forms.Form):
 
 
 @admin.register(Endpoint)
-class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
+class EndpointAdmin(CredentialsFieldset, DeletesDeliveriesInBatches, admin.ModelAdmin):
     delivery_field = "endpoint"
     list_display = ["url", "owner_display", "state", "subscriptions", "deliveries_24h",
                     "last_attempt_display"]  # fmt: skip

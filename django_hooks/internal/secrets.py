@@ -1,11 +1,15 @@
-"""Operations on endpoint secrets as a whole."""
+"""Operations on endpoint secrets as a whole: signing secrets, receiver credentials and the
+custom header values, all encrypted at rest."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 
 from django_hooks.exceptions import DecryptionError
 from django_hooks.internal import encryption
@@ -30,67 +34,112 @@ class ReencryptReport:
         return self.rewritten + self.current
 
 
-def _reencrypted(ciphertext: str, previous: list[dict[str, Any]]) -> tuple[str, list[Any]] | None:
-    """The row's tokens under the newest key, or None if they already are."""
-    tokens = [ciphertext, *(entry["ciphertext"] for entry in previous)]
-    if all(encryption.is_current(token) for token in tokens):
+@dataclass
+class _Row:
+    """One endpoint's encrypted columns as stored (``headers`` as its raw JSON text)."""
+
+    pk: int
+    ciphertext: str
+    previous: list[dict[str, Any]]
+    auth: str
+    headers: str | None
+
+    @property
+    def header_token(self) -> str | None:
+        """The Fernet token of the headers, or None when they are stored in clear ({})."""
+        value = json.loads(self.headers) if self.headers else None
+        return value if isinstance(value, str) else None
+
+    def tokens(self) -> list[str]:
+        found = [self.ciphertext, *(entry["ciphertext"] for entry in self.previous)]
+        found += [token for token in (self.auth, self.header_token) if token]
+        return found
+
+
+_COLUMNS = ("pk", "secret_ciphertext", "previous_secrets", "auth_ciphertext", "headers_text")
+
+
+def _rows(queryset: Any) -> Any:
+    return queryset.annotate(headers_text=Cast("headers", output_field=TextField())).values_list(
+        *_COLUMNS
+    )
+
+
+def _reencrypted(row: _Row) -> dict[str, Any] | None:
+    """The row's columns rewritten under the newest key, or None if they already are."""
+    if all(encryption.is_current(token) for token in row.tokens()):
         return None
-    return encryption.reencrypt(ciphertext), [
-        {**entry, "ciphertext": encryption.reencrypt(entry["ciphertext"])} for entry in previous
-    ]
+    values: dict[str, Any] = {
+        "secret_ciphertext": encryption.reencrypt(row.ciphertext),
+        "previous_secrets": [
+            {**entry, "ciphertext": encryption.reencrypt(entry["ciphertext"])}
+            for entry in row.previous
+        ],
+    }
+    if row.auth:
+        values["auth_ciphertext"] = encryption.reencrypt(row.auth)
+    if (token := row.header_token) is not None:
+        # The field encrypts on write: hand it the plain value, checked readable here.
+        values["headers"] = json.loads(encryption.decrypt(token))
+    return values
 
 
 def reencrypt_secrets(batch_size: int = 500) -> ReencryptReport:
-    """Rewrite every endpoint's secrets under the newest ``ENCRYPTION_KEYS`` entry.
+    """Rewrite every endpoint's secrets, credentials and header values under the newest
+    ``ENCRYPTION_KEYS`` entry.
 
     Resumable and safe while workers run: rows already under the newest key are skipped, each
     batch commits on its own (an interrupted run keeps its progress; no row is half-written), no
-    lock is held across batches, and a row whose secret was rotated meanwhile is re-read rather
-    than overwritten. Rows no configured key can read are reported, not fatal.
+    lock is held across batches, and a row whose secret, credentials or headers changed
+    meanwhile is re-read rather than overwritten. Rows no configured key can read are
+    reported, not fatal.
     """
     report = ReencryptReport()
     last_pk = 0
     while True:
-        rows = list(
-            Endpoint.objects.filter(pk__gt=last_pk)
-            .order_by("pk")
-            .values_list("pk", "secret_ciphertext", "previous_secrets")[:batch_size]
-        )
+        rows = list(_rows(Endpoint.objects.filter(pk__gt=last_pk).order_by("pk"))[:batch_size])
         if not rows:
             return report
         last_pk = rows[-1][0]
         with transaction.atomic():
-            for pk, ciphertext, previous in rows:
-                _reencrypt_row(report, pk, ciphertext, previous)
+            for values in rows:
+                _reencrypt_row(report, _Row(*values))
 
 
-def _reencrypt_row(report: ReencryptReport, pk: int, ciphertext: str, previous: Any) -> None:
+def _reencrypt_row(report: ReencryptReport, row: _Row) -> None:
     for _ in range(CONCURRENT_RETRIES):
         try:
-            new = _reencrypted(ciphertext, previous or [])
+            new = _reencrypted(row)
         except DecryptionError:
-            report.unreadable.append(pk)
+            report.unreadable.append(row.pk)
             return
         if new is None:
             report.current += 1
             return
-        # Compare-and-swap on the current token: rotate_secret() always changes it, so a
-        # rotation that landed since we read the row is never overwritten with older secrets.
-        if Endpoint.objects.filter(pk=pk, secret_ciphertext=ciphertext).update(
-            secret_ciphertext=new[0], previous_secrets=new[1]
-        ):
+        # Compare-and-swap on every token as read: rotate_secret() and any edit of the
+        # credentials or headers change them, so a change that landed since we read the row is
+        # never overwritten with older values.
+        unchanged = Endpoint.objects.alias(
+            headers_text=Cast("headers", output_field=TextField())
+        ).filter(pk=row.pk, secret_ciphertext=row.ciphertext, auth_ciphertext=row.auth)
+        unchanged = (
+            unchanged.filter(headers_text__isnull=True)
+            if row.headers is None
+            else unchanged.filter(headers_text=row.headers)
+        )
+        if unchanged.update(**new):
             report.rewritten += 1
             return
-        row = Endpoint.objects.filter(pk=pk).values_list("secret_ciphertext", "previous_secrets")
-        fresh = row.first()
+        fresh = _rows(Endpoint.objects.filter(pk=row.pk)).first()
         if fresh is None:  # deleted meanwhile
             return
-        ciphertext, previous = fresh
-    report.unreadable.append(pk)  # kept changing under us: the next run will pick it up
+        row = _Row(*fresh)
+    report.unreadable.append(row.pk)  # kept changing under us: the next run will pick it up
 
 
 def reencrypt_all(batch_size: int = 500) -> int:
-    """Rewrite every endpoint's secrets under the newest key; return how many endpoints are.
+    """Rewrite every endpoint's secrets (signing secrets, credentials, header values) under
+    the newest key; return how many endpoints are.
 
     Raises ``DecryptionError`` naming the endpoints no configured key can read.
     """
