@@ -73,7 +73,9 @@ class EndpointCredentialsForm(forms.ModelForm):
         if not kind:
             self.instance.auth = None
             return data
-        parts = {part: data.get(f"credentials_{part}") or "" for part in credentials.AUTH_KINDS[kind]}
+        parts = {
+            part: data.get(f"credentials_{part}") or "" for part in credentials.AUTH_KINDS[kind]
+        }
         if kind == self.instance.auth_kind and any(
             not parts[part] for part in SECRET_PARTS & set(parts)
         ):

@@ -24,8 +24,8 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from django_hooks.admin.chart import delivery_chart
-from django_hooks.admin.credentials import CredentialsFieldset
 from django_hooks.admin.common import CappedPaginator, DeletesDeliveriesInBatches, status_badge
+from django_hooks.admin.credentials import CredentialsFieldset
 from django_hooks.conf import hooks_settings
 from django_hooks.exceptions import EndpointNotReceiving
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint

@@ -95,7 +95,9 @@ def test_the_list_decrypts_no_credential(as_alice, alice, monkeypatch) -> None:
             endpoint.save()
         calls = []
         original = Endpoint.auth.fget
-        monkeypatch.setattr(Endpoint, "auth", Endpoint.auth.getter(lambda e: calls.append(e) or original(e)))
+        monkeypatch.setattr(
+            Endpoint, "auth", Endpoint.auth.getter(lambda e: calls.append(e) or original(e))
+        )
         with CaptureQueriesContext(connection) as queries:
             listed = as_alice.get(API + "endpoints/")
         assert listed.status_code == 200

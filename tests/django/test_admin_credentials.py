@@ -40,7 +40,10 @@ def test_credentials_are_set_kept_changed_and_removed(admin_client_) -> None:  #
             description="edited", credentials_kind="basic", credentials_username="acme"))  # fmt: skip
         assert kept.status_code == 302
         endpoint = Endpoint.objects.get()
-        assert (endpoint.description, endpoint.auth) == ("edited", BasicAuth("acme", "pw_Ik8Uj7Yh6"))
+        assert (endpoint.description, endpoint.auth) == (
+            "edited",
+            BasicAuth("acme", "pw_Ik8Uj7Yh6"),
+        )
 
         # Another kind needs its own secret: the error names it, nothing is written.
         refused = admin_client_.post(endpoint_url(endpoint), form(credentials_kind="bearer"))

@@ -117,6 +117,7 @@ def oauth2(server: OAuthServer, **overrides: str) -> OAuth2ClientCredentials:
 
 # -- OAuth2 client credentials ---------------------------------------------------------------------
 
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("redis")
 def test_one_token_serves_every_attempt_in_flight(oauth) -> None:
@@ -130,7 +131,9 @@ def test_one_token_serves_every_attempt_in_flight(oauth) -> None:
     assert oauth.token_requests == [{"grant_type": "client_credentials", "scope": "webhooks:write"}]
     assert set(oauth.hooks) == {"Bearer at_1_Rt7Yh3Kp"}
     # The attempt log keeps neither the token nor the header's value.
-    stored = [a.request_headers for a in DeliveryAttempt.objects.filter(delivery__endpoint=endpoint)]
+    stored = [
+        a.request_headers for a in DeliveryAttempt.objects.filter(delivery__endpoint=endpoint)
+    ]
     assert all(headers["Authorization"] == "[hidden]" for headers in stored)
 
 
@@ -283,8 +286,9 @@ def test_a_client_certificate_is_presented_per_endpoint(serve, certificates, mon
     certificate, key = split_pem(certificates["client"])
     url = server.url(host="hooks.test", scheme="https")
     session = f"{__name__}.ca_session"
-    with hooks(SESSION=session, RETRY_SCHEDULE=[]), client.use_resolver(
-        CountingResolver(["127.0.0.1"])
+    with (
+        hooks(SESSION=session, RETRY_SCHEDULE=[]),
+        client.use_resolver(CountingResolver(["127.0.0.1"])),
     ):
         with_cert = Endpoint.objects.create(
             url=url, event_types=["order.paid"], auth=ClientCertificate(certificate, key)

@@ -29,8 +29,8 @@ from django.db import connection
 from django.test import Client, override_settings
 
 import django_hooks
-from django_hooks.core.errors import InvalidSignature
 from django_hooks.core.credentials import BasicAuth, ClientCertificate
+from django_hooks.core.errors import InvalidSignature
 from django_hooks.core.signing import Signer
 from django_hooks.exceptions import DecryptionError
 from django_hooks.inbound.verifiers import get_verifier
@@ -283,8 +283,8 @@ def test_every_admin_list_and_change_page(world: Secrets, superuser_client) -> N
     # The endpoint's own form shows its extra headers so they can be edited; nothing else may.
     # (credentials are write-only there: never rendered back).
     world_without_header = Secrets()
-    world_without_header.values = world.values - forms_of(HEADER_CREDENTIAL) - forms_of(
-        API_KEY_HEADER
+    world_without_header.values = (
+        world.values - forms_of(HEADER_CREDENTIAL) - forms_of(API_KEY_HEADER)
     )
     endpoint_pages = [p for p in pages if "/endpoint/" in p.split(" ", 1)[0]]
     other_pages = [p for p in pages if p not in endpoint_pages]
