@@ -293,8 +293,7 @@ class Endpoint(OwnedModel):
             self.auth_kind, self.auth_public, self.auth_ciphertext = "", {}, ""
             return
         try:
-            is_auth = isinstance(value, credentials.AUTH_TYPES)
-            auth = value if is_auth else credentials.from_dict(value)
+            auth = value if not isinstance(value, dict) else credentials.from_dict(value)
         except InvalidCredentials as exc:
             raise EndpointValidationError({"auth": [str(exc)]}) from None
         self.auth_kind, self.auth_public = auth.kind, auth.public()

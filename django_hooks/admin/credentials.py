@@ -35,7 +35,7 @@ def _secret(label: str, *, multiline: bool = False) -> forms.CharField:
     return forms.CharField(label=label, required=False, strip=False, widget=widget, help_text=KEEP)
 
 
-class EndpointCredentialsForm(forms.ModelForm):
+class EndpointCredentialsForm(forms.ModelForm):  # type: ignore[type-arg]
     credentials_kind = forms.ChoiceField(
         label="kind", required=False,
         choices=[("", "none"), ("basic", "HTTP Basic"), ("bearer", "Bearer token"),
@@ -95,7 +95,7 @@ class CredentialsFieldset:
     """For the endpoint ModelAdmin: the credentials fieldset after the admin's own fields, and
     for users who may only view, the kind and non-secret parts as text."""
 
-    form = EndpointCredentialsForm
+    form: Any = EndpointCredentialsForm
 
     def get_fieldsets(self, request: HttpRequest, obj: Endpoint | None = None) -> Any:
         fieldsets = list(super().get_fieldsets(request, obj))  # type: ignore[misc]
