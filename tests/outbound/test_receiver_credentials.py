@@ -5,6 +5,7 @@ a client certificate. Also: what is stored, logged and shown of them."""
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import threading
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.apps import apps
 from django.db import connection
 
 import django_hooks
@@ -367,3 +369,21 @@ def test_authorization_cannot_also_be_a_custom_header() -> None:
             url="https://example.com/hook", headers={"Authorization": "Basic eA=="},
             auth=BearerToken("tok_Qw3Er5Ty7Ui9"),
         )  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_the_migration_encrypts_headers_stored_in_clear() -> None:
+    migration = importlib.import_module("django_hooks.migrations.0010_endpoint_auth")
+    endpoint = Endpoint.objects.create(url="https://example.com/hook")
+    with connection.cursor() as cursor:  # as a row written before 0010 holds them
+        cursor.execute(
+            "UPDATE django_hooks_endpoint SET headers = %s WHERE id = %s",
+            [json.dumps({"X-Api-Key": "key_Zx9Cv8Bn7"}), endpoint.pk],
+        )
+    assert Endpoint.objects.get(pk=endpoint.pk).headers == {"X-Api-Key": "key_Zx9Cv8Bn7"}
+    migration.encrypt_headers(apps, None)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT headers FROM django_hooks_endpoint WHERE id = %s", [endpoint.pk])
+        [raw] = cursor.fetchone()
+    assert "key_Zx9Cv8Bn7" not in str(raw)
+    assert Endpoint.objects.get(pk=endpoint.pk).headers == {"X-Api-Key": "key_Zx9Cv8Bn7"}
