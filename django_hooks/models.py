@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from typing import Any
@@ -24,7 +25,7 @@ from django_hooks.core.ids import new_id
 from django_hooks.core.payload import PayloadEncoder
 from django_hooks.core.urlguard import BlockedAddress, PrivateHostName
 from django_hooks.event_types import pattern_problems, patterns_matching, undeclared_subscriptions
-from django_hooks.exceptions import EndpointValidationError
+from django_hooks.exceptions import DecryptionError, EndpointValidationError
 from django_hooks.internal import encryption
 from django_hooks.internal.urlguard import url_guard
 
@@ -99,6 +100,8 @@ class EncryptedJSONField(models.JSONField):
     hide); a row written before encryption still reads. Python code sees the plain value."""
 
     def get_prep_value(self, value: Any) -> Any:
+        if isinstance(value, UnreadableHeaders):
+            raise DecryptionError(UnreadableHeaders.message)
         if value in (None, {}, []) or hasattr(value, "as_sql"):
             return super().get_prep_value(value)
         return super().get_prep_value(encryption.encrypt(json.dumps(value, sort_keys=True)))
@@ -106,8 +109,29 @@ class EncryptedJSONField(models.JSONField):
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         value = super().from_db_value(value, expression, connection)
         if isinstance(value, str):
-            return json.loads(encryption.decrypt(value))
+            try:
+                return json.loads(_decrypted(value, tuple(encryption.configured_keys())))
+            except DecryptionError:
+                # The row still loads (lists, the admin, the other deliveries of a batch);
+                # sending or saving these headers raises.
+                return UnreadableHeaders()
         return value
+
+
+class UnreadableHeaders(dict):  # type: ignore[type-arg]
+    """Stored headers no configured key can decrypt: empty, and refused when sent or saved."""
+
+    message = (
+        "The endpoint's stored headers cannot be decrypted with any ENCRYPTION_KEYS entry "
+        "(keep retired keys at the end of the list until hooks_reencrypt has run)."
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _decrypted(token: str, keys: tuple[bytes, ...]) -> str:
+    # Every claimed delivery loads its endpoint: decrypting (~20-80 us) once per stored token
+    # and key set, not once per row, keeps a batch's cost flat.
+    return encryption.decrypt(token)
 
 
 class OwnedModel(models.Model):

@@ -26,7 +26,8 @@ from django_hooks.conf import hooks_settings
 from django_hooks.core.payload import encode_body
 from django_hooks.core.retry import Outcome, classify, next_retry_delay, parse_retry_after
 from django_hooks.core.signing import Signer
-from django_hooks.models import Delivery, DeliveryAttempt, Endpoint
+from django_hooks.exceptions import DecryptionError
+from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, UnreadableHeaders
 from django_hooks.outbound.claims import release
 from django_hooks.outbound.credentials import post_with_auth
 from django_hooks.outbound.state import disable_endpoint
@@ -382,6 +383,8 @@ def send_attempt(
         signer = signers.get(endpoint.pk)
         if signer is None:
             signer = signers[endpoint.pk] = Signer(endpoint.live_secrets(now))
+        if isinstance(endpoint.headers, UnreadableHeaders):
+            raise DecryptionError(UnreadableHeaders.message)
         timestamp = int(time.time())
         headers = {
             **endpoint.headers,

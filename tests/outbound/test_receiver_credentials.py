@@ -27,7 +27,7 @@ from django_hooks.core.credentials import (
     OAuth2ClientCredentials,
     from_dict,
 )
-from django_hooks.exceptions import EndpointValidationError, InvalidCredentials
+from django_hooks.exceptions import DecryptionError, EndpointValidationError, InvalidCredentials
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint
 from django_hooks.outbound import client, credentials
 from django_hooks.testing import drain
@@ -387,3 +387,25 @@ def test_the_migration_encrypts_headers_stored_in_clear() -> None:
         [raw] = cursor.fetchone()
     assert "key_Zx9Cv8Bn7" not in str(raw)
     assert Endpoint.objects.get(pk=endpoint.pk).headers == {"X-Api-Key": "key_Zx9Cv8Bn7"}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("redis")
+def test_unreadable_headers_fail_their_endpoint_alone(receiver) -> None:
+    with hooks(RETRY_SCHEDULE=[]):
+        broken = Endpoint.objects.create(url=receiver.url("/broken"), headers={"X-A": "1"})
+        Endpoint.objects.create(url=receiver.url("/fine"), headers={"X-A": "2"})
+        with connection.cursor() as cursor:  # a token no configured key can read
+            cursor.execute(
+                "UPDATE django_hooks_endpoint SET headers = %s WHERE id = %s",
+                [json.dumps("gAAAAABnot-a-token"), broken.pk],
+            )
+        django_hooks.send_event("order.paid", {"id": 1})
+        drain()
+        assert [r.headers["x-a"] for r in receiver.to("/fine")] == ["2"]
+        assert receiver.to("/broken") == []
+        failed = Delivery.objects.get(endpoint=broken)
+        assert failed.status == "failed" and "DecryptionError" in failed.last_error
+        loaded = Endpoint.objects.get(pk=broken.pk)  # lists and the admin still load it
+        with pytest.raises(DecryptionError):
+            loaded.save()
