@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from django_hooks.core.errors import (
     HooksError,
+    InvalidCredentials,
     InvalidReceiver,
     InvalidSecret,
     InvalidSignature,
@@ -35,6 +36,7 @@ __all__ = [
     "HandlerNotFound",
     "HooksError",
     "InvalidArgument",
+    "InvalidCredentials",
     "InvalidCursor",
     "InvalidEventData",
     "InvalidEventType",

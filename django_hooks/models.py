@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import re
 from typing import Any
 
@@ -16,13 +18,19 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from django_hooks.conf import hooks_settings
-from django_hooks.core import signing
-from django_hooks.core.errors import InvalidSecret, UnsafeURL
+from django_hooks.core import credentials, signing
+from django_hooks.core.credentials import ReceiverAuth
+from django_hooks.core.errors import InvalidCredentials, InvalidSecret, UnsafeURL
 from django_hooks.core.ids import new_id
 from django_hooks.core.payload import PayloadEncoder
 from django_hooks.core.urlguard import BlockedAddress, PrivateHostName
 from django_hooks.event_types import pattern_problems, patterns_matching, undeclared_subscriptions
-from django_hooks.exceptions import EndpointValidationError, InvalidArgument, UnsavedOwner
+from django_hooks.exceptions import (
+    DecryptionError,
+    EndpointValidationError,
+    InvalidArgument,
+    UnsavedOwner,
+)
 from django_hooks.internal import encryption
 from django_hooks.internal.urlguard import url_guard
 
@@ -91,6 +99,46 @@ class WebhookURLField(models.URLField):
         return name, "django.db.models.URLField", args, kwargs
 
 
+class EncryptedJSONField(models.JSONField):
+    """A ``JSONField`` stored as a Fernet token (a JSON string) when it holds anything: the
+    endpoint's custom header values often are credentials. ``{}`` stays ``{}`` (nothing to
+    hide); a row written before encryption still reads. Python code sees the plain value."""
+
+    def get_prep_value(self, value: Any) -> Any:
+        if isinstance(value, UnreadableHeaders):
+            raise DecryptionError(UnreadableHeaders.message)
+        if value in (None, {}, []) or hasattr(value, "as_sql"):
+            return super().get_prep_value(value)
+        return super().get_prep_value(encryption.encrypt(json.dumps(value, sort_keys=True)))
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        value = super().from_db_value(value, expression, connection)
+        if isinstance(value, str):
+            try:
+                return json.loads(_decrypted(value, tuple(encryption.configured_keys())))
+            except DecryptionError:
+                # The row still loads (lists, the admin, the other deliveries of a batch);
+                # sending or saving these headers raises.
+                return UnreadableHeaders()
+        return value
+
+
+class UnreadableHeaders(dict):  # type: ignore[type-arg]
+    """Stored headers no configured key can decrypt: empty, and refused when sent or saved."""
+
+    message = (
+        "The endpoint's stored headers cannot be decrypted with any ENCRYPTION_KEYS entry "
+        "(keep retired keys at the end of the list until hooks_reencrypt has run)."
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _decrypted(token: str, keys: tuple[bytes, ...]) -> str:
+    # Every claimed delivery loads its endpoint: decrypting (~20-80 us) once per stored token
+    # and key set, not once per row, keeps a batch's cost flat.
+    return encryption.decrypt(token)
+
+
 class OwnedModel(models.Model):
     """An optional owner (any model: a user, an organisation...) that scopes what is shared."""
 
@@ -157,7 +205,7 @@ class Endpoint(OwnedModel):
     # "|order.paid|invoice.*|", or "" for every type: lets one indexed-free LIKE query match.
     event_types_match = models.TextField(editable=False, default="")
     is_active = models.BooleanField(_("active"), default=True)
-    headers = models.JSONField(
+    headers = EncryptedJSONField(
         _("extra headers"), default=dict, blank=True, help_text=_("Sent with every request.")
     )
     disabled_at = models.DateTimeField(_("disabled at"), null=True, blank=True, editable=False)
@@ -202,6 +250,15 @@ class Endpoint(OwnedModel):
     # and rotated-out keys still signing, as previous_secrets.
     signing_key_ciphertext = models.TextField(blank=True, default="", editable=False)
     previous_signing_keys = models.JSONField(default=list, editable=False)
+    # The credentials the receiver demands (``auth``): the whole credential encrypted, and
+    # its kind and non-secret parts in clear, for lists and API responses.
+    auth_kind = models.CharField(
+        _("receiver credentials"), max_length=10, blank=True, editable=False,
+        choices=[("basic", _("HTTP Basic")), ("bearer", _("Bearer token")),
+                 ("oauth2", _("OAuth2 client credentials")), ("mtls", _("TLS client certificate"))],
+    )  # fmt: skip
+    auth_public = models.JSONField(default=dict, blank=True, editable=False)
+    auth_ciphertext = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -310,15 +367,41 @@ class Endpoint(OwnedModel):
             credentials += self.live_signing_keys(now)
         return credentials
 
+    # -- receiver credentials ------------------------------------------------------------------
+
+    @property
+    def auth(self) -> ReceiverAuth | None:
+        """The credentials sent to the receiver (decrypted on access), or None."""
+        if not self.auth_ciphertext:
+            return None
+        return credentials.from_dict(json.loads(encryption.decrypt(self.auth_ciphertext)))
+
+    @auth.setter
+    def auth(self, value: ReceiverAuth | dict[str, Any] | None) -> None:
+        """Set (a credential or its dict form) or clear (None) them; saved with the endpoint."""
+        if value is None:
+            self.auth_kind, self.auth_public, self.auth_ciphertext = "", {}, ""
+            return
+        try:
+            auth = value if not isinstance(value, dict) else credentials.from_dict(value)
+        except InvalidCredentials as exc:
+            raise EndpointValidationError({"auth": [str(exc)]}) from None
+        self.auth_kind, self.auth_public = auth.kind, auth.public()
+        self.auth_ciphertext = encryption.encrypt(auth.to_json())
+
     # -- validation ----------------------------------------------------------------------------
 
     # The URL last checked by the SSRF guard: saving again without changing it skips the DNS lookup.
     _validated_url: str | None = None
+    _validated_token_url: str | None = None
 
     @classmethod
     def from_db(cls, *args: Any, **kwargs: Any) -> Endpoint:  # type: ignore[override]
         instance = super().from_db(*args, **kwargs)
         instance._validated_url = instance.__dict__.get("url")
+        public = instance.__dict__.get("auth_public")
+        if isinstance(public, dict):
+            instance._validated_token_url = public.get("token_url")
         return instance
 
     def clean(self) -> None:
@@ -355,16 +438,25 @@ class Endpoint(OwnedModel):
         header_errors = header_problems(self.headers)
         if header_errors:
             errors["headers"] = header_errors
+        elif self.auth_kind and any(name.lower() == "authorization" for name in self.headers):
+            errors["headers"] = ["Authorization is set by the endpoint's credentials (auth)."]
+        token_url = (self.auth_public or {}).get("token_url")
+        if token_url and token_url != self._validated_token_url:
+            try:
+                url_guard().validate(token_url, resolve=resolve)
+            except UnsafeURL as exc:
+                errors["auth"] = [f"token_url: {url_refusal(exc)}"]
         if errors:
             raise EndpointValidationError(errors)
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         update_fields = kwargs.get("update_fields")
         validated = {"url", "event_types", "headers", "max_concurrency", "rate_limit",
-                     "signing_scheme"}  # fmt: skip
+                     "signing_scheme", "auth_public"}  # fmt: skip
         if update_fields is None or validated & set(update_fields):
             self.validate()
             self._validated_url = self.url
+            self._validated_token_url = (self.auth_public or {}).get("token_url")
         types = sorted(set(self.event_types))
         self.event_types_match = "" if not types or "*" in types else f"|{'|'.join(types)}|"
         if update_fields is not None and "event_types" in update_fields:

@@ -29,6 +29,7 @@ from django_hooks.admin.common import (
     status_badge,
     time_column,
 )
+from django_hooks.admin.credentials import CredentialsFieldset
 from django_hooks.admin.forms import EndpointAdminForm
 from django_hooks.conf import hooks_settings
 from django_hooks.exceptions import EndpointNotReceiving
@@ -168,7 +169,7 @@ class RecoverForm(forms.Form):
 
 
 @admin.register(Endpoint)
-class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
+class EndpointAdmin(CredentialsFieldset, DeletesDeliveriesInBatches, admin.ModelAdmin):
     delivery_field = "endpoint"
     form = EndpointAdminForm
     # The id first: the management commands (hooks_send_test, hooks_retry --endpoint) take it.

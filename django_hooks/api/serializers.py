@@ -8,13 +8,36 @@ from typing import Any
 from django.db import transaction
 from rest_framework import exceptions, serializers
 
-from django_hooks.exceptions import EndpointValidationError
+from django_hooks.core import credentials
+from django_hooks.exceptions import EndpointValidationError, InvalidCredentials
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, SigningScheme
 from django_hooks.outbound.state import enable_endpoint
 
 __all__: list[str] = []
 
 MAX_GRACE_PERIOD = 7 * 24 * 3600
+
+
+#: What responses show for a custom header's value; sent back unchanged, it keeps the value.
+HIDDEN_VALUE = "[hidden]"
+
+
+class ReceiverAuthField(serializers.Field):
+    """Write: ``{"kind": "basic", "username": ..., "password": ...}`` (or bearer ``token``;
+    oauth2 ``token_url``, ``client_id``, ``client_secret``, ``scope``; mtls ``certificate``,
+    ``private_key``), null to remove. Read: the kind and its non-secret parts only."""
+
+    def get_attribute(self, instance: Endpoint) -> Any:
+        return instance.auth_public or None
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            return credentials.from_dict(data)
+        except InvalidCredentials as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
 
 class EndpointSerializer(serializers.ModelSerializer):
@@ -29,7 +52,14 @@ class EndpointSerializer(serializers.ModelSerializer):
     )  # fmt: skip
     headers = serializers.DictField(
         child=serializers.CharField(max_length=4096, allow_blank=True), required=False,
-        help_text="Extra headers sent with every request.",
+        help_text=f"Extra headers sent with every request. Responses show each value as "
+        f"{HIDDEN_VALUE!r}; that value sent back keeps the stored one.",
+    )  # fmt: skip
+    auth = ReceiverAuthField(
+        required=False, allow_null=True,
+        help_text="Credentials the receiver demands: basic, bearer, oauth2 or mtls. Responses "
+        "show only the kind and non-secret parts (username, token URL, client id, scope, "
+        "certificate subject).",
     )  # fmt: skip
     is_receiving = serializers.BooleanField(read_only=True)
     signing_scheme = serializers.ChoiceField(
@@ -41,7 +71,7 @@ class EndpointSerializer(serializers.ModelSerializer):
     class Meta:
         model = Endpoint
         fields = [
-            "id", "url", "description", "event_types", "is_active", "headers",
+            "id", "url", "description", "event_types", "is_active", "headers", "auth",
             "max_concurrency", "rate_limit", "signing_scheme",
             "is_receiving", "disabled_at", "disabled_reason", "disabled_by", "created_at",
             "updated_at",
@@ -53,6 +83,27 @@ class EndpointSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+
+    def to_representation(self, instance: Endpoint) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if isinstance(data.get("headers"), dict):
+            data["headers"] = {name: HIDDEN_VALUE for name in data["headers"]}
+        return data
+
+    def validate_headers(self, value: dict[str, str]) -> dict[str, str]:
+        stored = self.instance.headers if isinstance(self.instance, Endpoint) else {}
+        stored = {name.lower(): v for name, v in (stored or {}).items()}
+        kept = {}
+        for name, header in value.items():
+            if header == HIDDEN_VALUE:
+                if name.lower() not in stored:
+                    raise serializers.ValidationError(
+                        f"{name!r}: {HIDDEN_VALUE!r} keeps a stored value, and this endpoint "
+                        "has none for this header."
+                    )
+                header = stored[name.lower()]
+            kept[name] = header
+        return kept
 
     def _save(self, instance: Endpoint) -> Endpoint:
         try:

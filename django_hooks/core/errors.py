@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "HooksError",
+    "InvalidCredentials",
     "InvalidSecret",
     "InvalidSignature",
     "MalformedHeader",
@@ -22,6 +23,10 @@ class HooksError(Exception):
 
 class InvalidSecret(HooksError, ValueError):
     """A signing secret or key is malformed (wrong prefix, bad base64, wrong length)."""
+
+
+class InvalidCredentials(HooksError, ValueError):
+    """A receiver credential is malformed; the message names the part, never its value."""
 
 
 class PayloadError(HooksError, ValueError):

@@ -26,8 +26,10 @@ from django_hooks.conf import hooks_settings
 from django_hooks.core.payload import encode_body
 from django_hooks.core.retry import Outcome, classify, next_retry_delay, parse_retry_after
 from django_hooks.core.signing import Signer
-from django_hooks.models import Delivery, DeliveryAttempt, Endpoint
+from django_hooks.exceptions import DecryptionError
+from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, UnreadableHeaders
 from django_hooks.outbound.claims import release
+from django_hooks.outbound.credentials import post_with_auth
 from django_hooks.outbound.state import disable_endpoint
 from django_hooks.outbound.transport import HTTPResult, Transport
 
@@ -381,6 +383,8 @@ def send_attempt(
         signer = signers.get(endpoint.pk)
         if signer is None:
             signer = signers[endpoint.pk] = Signer(endpoint.signing_credentials(now))
+        if isinstance(endpoint.headers, UnreadableHeaders):
+            raise DecryptionError(UnreadableHeaders.message)
         timestamp = int(time.time())
         headers = {
             **endpoint.headers,
@@ -389,7 +393,7 @@ def send_attempt(
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signer.header(event.pk, timestamp, body),
         }
-        return headers, client.post(endpoint.url, body, headers)
+        return headers, post_with_auth(endpoint, client, body, headers)
     except Exception as exc:
         logger.exception("Could not attempt webhook delivery %s", delivery.pk)
         elapsed = int((time.perf_counter() - started) * 1000)
@@ -397,10 +401,15 @@ def send_attempt(
         return headers, HTTPResult(None, {}, b"", error, elapsed)
 
 
+#: Request headers never stored in the attempt log: the receiver credentials' own.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
 def loggable_headers(sent: dict[str, str], custom: dict[str, str]) -> dict[str, str]:
-    """The request headers for the attempt log, with the endpoint's own header values hidden
-    (they often carry credentials such as an API key)."""
+    """The request headers for the attempt log, with the endpoint's own header values and the
+    credentials' Authorization hidden (custom headers often carry an API key)."""
     hidden = {name.lower() for name in custom} if isinstance(custom, dict) else set()
+    hidden |= CREDENTIAL_HEADERS
     return {name: "[hidden]" if name.lower() in hidden else value for name, value in sent.items()}
 
 

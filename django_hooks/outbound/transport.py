@@ -28,9 +28,11 @@ from __future__ import annotations
 import http.client
 import io
 import ipaddress
+import os
 import socket
 import ssl
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -45,7 +47,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.cookies import RequestsCookieJar
 from requests.exceptions import InvalidSchema, InvalidURL, MissingSchema, RequestException
-from requests.utils import default_headers, select_proxy
+from requests.utils import DEFAULT_CA_BUNDLE_PATH, default_headers, select_proxy
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
@@ -364,6 +366,47 @@ def _describe_error(exc: BaseException, timeout: float) -> str:
 # -- the adapter ----------------------------------------------------------------------------------
 
 
+class ClientIdentity:
+    """A TLS client certificate and key held in memory, presented by one endpoint's requests
+    (``Transport.post(..., cert=...)``): an ``ssl.SSLContext`` per server-verification setting,
+    so its connections get their own keep-alive pool. Python's ``ssl`` loads a key only from a
+    file: each is written to a private temporary file, loaded, and deleted at once."""
+
+    def __init__(self, certificate: str, private_key: str) -> None:
+        self._pem = (certificate, private_key)
+        self._contexts: dict[bool | str, ssl.SSLContext] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return "<ClientIdentity>"
+
+    def context(self, verify: bool | str) -> ssl.SSLContext:
+        with self._lock:
+            context = self._contexts.get(verify)
+            if context is None:
+                context = self._contexts[verify] = self._build(verify)
+            return context
+
+    def _build(self, verify: bool | str) -> ssl.SSLContext:
+        if verify is False:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        else:
+            where = DEFAULT_CA_BUNDLE_PATH if verify is True else verify
+            if os.path.isdir(where):
+                context = ssl.create_default_context(capath=where)
+            else:
+                context = ssl.create_default_context(cafile=where)
+        with tempfile.TemporaryDirectory(prefix="django-hooks-") as directory:  # mode 0700
+            path = os.path.join(directory, "identity.pem")
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(self._pem[0].strip() + "\n" + self._pem[1].strip() + "\n")
+            context.load_cert_chain(path)
+        return context
+
+
 #: Session cookies would carry one receiver's cookies to the next (and grow without bound).
 _NO_COOKIES = DefaultCookiePolicy(allowed_domains=[])
 _NO_RETRIES = Retry(0, read=False, redirect=False)
@@ -426,6 +469,29 @@ class GuardedAdapter(HTTPAdapter):
             if fresh and not proxy.lower().startswith("socks"):
                 manager.pool_classes_by_scheme = _pool_classes(None)
             return manager
+
+    # -- per-endpoint client certificates ---------------------------------------------------------
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        if not isinstance(cert, ClientIdentity):
+            return super().build_connection_pool_key_attributes(request, verify, cert)
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, None
+        )
+        # The context holds the CA bundle and the identity: urllib3 must not load files again.
+        pool_kwargs.pop("ca_certs", None)
+        pool_kwargs.pop("ca_cert_dir", None)
+        pool_kwargs["ssl_context"] = cert.context(verify)
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        if isinstance(cert, ClientIdentity):
+            super().cert_verify(conn, url, verify, None)
+            conn.ca_certs = conn.ca_cert_dir = None
+            return
+        super().cert_verify(conn, url, verify, cert)
 
     # -- the request --------------------------------------------------------------------------
 
@@ -556,8 +622,11 @@ class Transport:
         """Close pooled keep-alive connections."""
         self.session.close()
 
-    def post(self, url: str, body: bytes, headers: dict[str, str]) -> HTTPResult:
-        """POST ``body`` to ``url``; never raises for network or HTTP problems (see ``error``)."""
+    def post(
+        self, url: str, body: bytes, headers: dict[str, str], *, cert: ClientIdentity | None = None
+    ) -> HTTPResult:
+        """POST ``body`` to ``url``; never raises for network or HTTP problems (see ``error``).
+        ``cert``: a client certificate for this request, instead of the session's."""
         started = time.perf_counter()
 
         def failed(exc: BaseException, status: int | None = None, **kw: Any) -> HTTPResult:
@@ -583,7 +652,7 @@ class Transport:
                 timeout=self.timeout,
                 proxies=self._proxies,
                 verify=self._verify,
-                cert=self._cert,
+                cert=cert or self._cert,
             )
         except ResponseBodyError as exc:
             partial = exc.response

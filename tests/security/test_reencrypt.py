@@ -4,13 +4,16 @@ clobbering a secret rotated while it runs; deliveries keep working throughout.""
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import override_settings
 
 import django_hooks
+from django_hooks.core.credentials import BasicAuth
 from django_hooks.internal import encryption, secrets
 from django_hooks.models import Delivery, Endpoint
 from django_hooks.testing import drain
@@ -170,3 +173,57 @@ def test_ed25519_signing_keys_move_too_and_a_key_rotated_mid_run_wins(
         assert moved.public_key == second
         assert [e["public_key"] for e in moved.previous_public_keys()] == [first]
         assert Endpoint.objects.get(pk=other.pk).public_key == rotated["public_key"]
+
+
+def raw_tokens(endpoint_pk: int) -> tuple[str, str]:
+    """The stored credential and header tokens, as the table holds them."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT auth_ciphertext, headers FROM django_hooks_endpoint WHERE id = %s",
+            [endpoint_pk],
+        )
+        auth, headers = cursor.fetchone()
+    return auth, json.loads(headers) if isinstance(headers, str) else headers
+
+
+def test_credentials_and_header_values_move_to_the_newest_key(receiver) -> None:
+    with keys(OLD):
+        endpoint = Endpoint.objects.create(
+            url=receiver.url("/creds"), headers={"X-Api-Key": "key_Qz1Wx2Ec3"},
+            auth=BasicAuth("acme", "pw_Rv4Tb5Yn6"),
+        )  # fmt: skip
+        plain = Endpoint.objects.create(url=receiver.url("/plain"))  # {} headers stay {}
+    before = raw_tokens(endpoint.pk)
+    assert all(readable_with(OLD, token) for token in before)
+    with keys(NEW, OLD):
+        assert secrets.reencrypt_all() == 2
+    after = raw_tokens(endpoint.pk)
+    assert all(readable_with(NEW, token) and not readable_with(OLD, token) for token in after)
+    assert raw_tokens(plain.pk) == ("", {})
+    with keys(NEW):  # OLD retired: everything still reads, and a delivery carries both
+        fresh = Endpoint.objects.get(pk=endpoint.pk)
+        assert fresh.headers == {"X-Api-Key": "key_Qz1Wx2Ec3"}
+        assert fresh.auth == BasicAuth("acme", "pw_Rv4Tb5Yn6")
+        django_hooks.send_event("order.paid", {"id": 1})
+        drain()
+        assert secrets.reencrypt_secrets().current == 2
+    [received] = receiver.to("/creds")
+    assert received.headers["x-api-key"] == "key_Qz1Wx2Ec3"
+    assert received.headers["authorization"] == BasicAuth("acme", "pw_Rv4Tb5Yn6").header()
+
+
+def test_headers_changed_meanwhile_are_not_overwritten(receiver, monkeypatch) -> None:
+    with keys(OLD):
+        endpoint = Endpoint.objects.create(url=receiver.url("/h"), headers={"X-A": "old"})
+    original = secrets._reencrypted
+
+    def edit_first(row):  # an edit lands between the read and the write
+        if row.headers and "new" not in str(Endpoint.objects.get(pk=row.pk).headers):
+            with keys(NEW, OLD):
+                Endpoint.objects.filter(pk=row.pk).update(headers={"X-A": "new"})
+        return original(row)
+
+    monkeypatch.setattr(secrets, "_reencrypted", edit_first)
+    with keys(NEW, OLD):
+        secrets.reencrypt_all()
+        assert Endpoint.objects.get(pk=endpoint.pk).headers == {"X-A": "new"}

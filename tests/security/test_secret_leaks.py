@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import io
 import logging
 import time
@@ -16,6 +17,10 @@ import zlib
 from collections.abc import Iterable, Iterator
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from django.apps import apps
 from django.contrib import admin
 from django.core.exceptions import ValidationError
@@ -24,6 +29,7 @@ from django.db import connection
 from django.test import Client, override_settings
 
 import django_hooks
+from django_hooks.core.credentials import BasicAuth, ClientCertificate
 from django_hooks.core.errors import InvalidSignature
 from django_hooks.core.signing import Signer
 from django_hooks.exceptions import DecryptionError
@@ -31,12 +37,17 @@ from django_hooks.inbound.verifiers import get_verifier
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, InboundWebhook
 from django_hooks.outbound import client
 from django_hooks.testing import drain
+from tests.outbound.test_receiver_credentials import CLIENT_ID, CLIENT_SECRET, OAuthServer
 from tests.receiver import Reply
 from tests.testapp import views
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis")]
 
 HEADER_CREDENTIAL = "Bearer tok_live_9f8e7d6c5b4a39281706"
+API_KEY_HEADER = "key_live_Mn8Bv7Cx6Za5Sd4Fg3"
+BASIC_PASSWORD = "pw_live_Qa1Ws2Ed3Rf4Tg5Yh"
+BEARER_TOKEN = "tok_live_Uj7Ik8Ol9Pa0Sd1Fg2"
+API_BEARER_TOKEN = "tok_live_Zx3Cv4Bn5Mq6Wr7Ty"
 HOOKS = {"ALLOWED_NETWORKS": ["127.0.0.0/8"], "RETRY_SCHEDULE": [0], "TIMEOUT": 2}
 
 
@@ -73,8 +84,36 @@ class Secrets:
         return count
 
 
+def client_certificate() -> tuple[str, str]:
+    """A self-signed certificate and its private key, PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leak-test client")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()  # fmt: skip
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), pem
+
+
+def key_forms(pem: str) -> list[str]:
+    """A PEM key as a whole and each of its base64 lines."""
+    return [pem, *(line for line in pem.splitlines() if not line.startswith("-----"))]
+
+
 @pytest.fixture
-def world(receiver, caplog, superuser_client) -> Iterator[Secrets]:
+def oauth() -> Iterator[OAuthServer]:
+    server = OAuthServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def world(receiver, caplog, superuser_client, oauth) -> Iterator[Secrets]:
     caplog.set_level(logging.DEBUG)
     secrets = Secrets()
     secrets.add(views.SECRET, views.OLD_SECRET, views.GITHUB_SECRET)
@@ -116,10 +155,43 @@ def world(receiver, caplog, superuser_client) -> Iterator[Secrets]:
         receiver.script("/fail", Reply(500, body=b"nope"), Reply(500, body=b"nope"))
         broken = Endpoint.objects.create(url=receiver.url("/broken"))
         secrets.add(broken.secret)
+        # Receiver credentials of every kind, and a custom header value: encrypted at rest,
+        # never shown. The OAuth2 one fetches a real token (a secret too) and meets a 401.
+        certificate, private_key = client_certificate()
+        basic = BasicAuth("leak-user", BASIC_PASSWORD)
+        credentialed = [
+            Endpoint.objects.create(url=receiver.url("/basic"), auth=basic,
+                                    headers={"X-Api-Key": API_KEY_HEADER}),
+            Endpoint.objects.create(url=receiver.url("/bearer"),
+                                    auth={"kind": "bearer", "token": BEARER_TOKEN}),
+            Endpoint.objects.create(url=oauth.url("/hook"), auth={
+                "kind": "oauth2", "token_url": oauth.url("/token"), "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET, "scope": "webhooks"}),
+            Endpoint.objects.create(url=receiver.url("/mtls"),
+                                    auth=ClientCertificate(certificate, private_key)),
+        ]  # fmt: skip
+        secrets.add(BASIC_PASSWORD, BEARER_TOKEN, CLIENT_SECRET, API_KEY_HEADER,
+                    basic.header().removeprefix("Basic "), *key_forms(private_key))  # fmt: skip
+        for endpoint in credentialed:
+            secrets.add(endpoint.secret)
+        # Through the API, owned by the superuser: its list and detail responses are scanned.
+        made = superuser_client.post(
+            "/api/hooks/endpoints/", {"url": receiver.url("/api-auth"),
+            "headers": {"X-Api-Key": API_KEY_HEADER},
+            "auth": {"kind": "bearer", "token": API_BEARER_TOKEN}},
+            content_type="application/json",
+        )  # fmt: skip
+        assert made.status_code == 201, made.content
+        secrets.add(API_BEARER_TOKEN, Endpoint.objects.get(pk=made.json()["id"]).secret)
         # A stored secret no key can read: the attempt error and the log must still be clean.
         Endpoint.objects.filter(pk=broken.pk).update(secret_ciphertext="gAAAAABnot-a-token")
         django_hooks.send_event("order.paid", {"id": 1})
         drain()
+        oauth.revoke_all()  # the cached token now meets a 401: fetched again
+        django_hooks.send_event("order.paid", {"id": 2})
+        drain()
+        assert len(oauth.token_requests) == 2
+        secrets.add(*(header.removeprefix("Bearer ") for header in oauth.hooks))
 
         http = Client()
         body = b'{"type": "order.paid", "data": {"id": 7}}'
@@ -152,8 +224,7 @@ def test_database_rows(world: Secrets) -> None:
                         for v in row
                     )
 
-    # The credential header is stored as typed (it must be sent); signing secrets never are.
-    world.values -= forms_of(HEADER_CREDENTIAL)
+    # Custom header values are encrypted like signing secrets and credentials.
     assert world.assert_absent("database rows", rows()) > 10
 
 
@@ -226,8 +297,11 @@ def test_every_admin_list_and_change_page(world: Secrets, superuser_client) -> N
             assert response.status_code == 200, url
             pages.append(url + " " + response.content.decode())
     # The endpoint's own form shows its extra headers so they can be edited; nothing else may.
+    # (credentials are write-only there: never rendered back).
     world_without_header = Secrets()
-    world_without_header.values = world.values - forms_of(HEADER_CREDENTIAL)
+    world_without_header.values = (
+        world.values - forms_of(HEADER_CREDENTIAL) - forms_of(API_KEY_HEADER)
+    )
     endpoint_pages = [p for p in pages if "/endpoint/" in p.split(" ", 1)[0]]
     other_pages = [p for p in pages if p not in endpoint_pages]
     world_without_header.assert_absent("endpoint admin pages", endpoint_pages)
@@ -249,7 +323,13 @@ def test_api_list_responses(world: Secrets, superuser_client) -> None:
         response = superuser_client.get(root + path)
         assert response.status_code == 200, path
         texts.append(response.content.decode())
-    world.assert_absent("API list responses", texts)
+    listed = superuser_client.get(root + "endpoints/").json()["results"]
+    assert any(e["auth"] == {"kind": "bearer"} for e in listed), "no credentials were listed"
+    for endpoint in listed:  # and each endpoint's own page
+        response = superuser_client.get(f"{root}endpoints/{endpoint['id']}/")
+        assert response.status_code == 200
+        texts.append(response.content.decode())
+    world.assert_absent("API responses", texts)
 
 
 def test_every_customer_portal_page(world: Secrets, superuser_client) -> None:
