@@ -29,7 +29,7 @@ from django_hooks.admin.common import (
     status_badge,
     time_column,
 )
-from django_hooks.admin.credentials import CredentialsFieldset
+from django_hooks.admin.credentials import CredentialsFieldset, EndpointCredentialsForm
 from django_hooks.admin.forms import EndpointAdminForm
 from django_hooks.conf import hooks_settings
 from django_hooks.exceptions import EndpointNotReceiving
@@ -168,10 +168,17 @@ class RecoverForm(forms.Form):
         return data
 
 
+class EndpointForm(EndpointCredentialsForm, EndpointAdminForm):
+    """The endpoint's own fields (lists and rows) and its receiver credentials fieldset."""
+
+    class Meta(EndpointAdminForm.Meta):
+        pass
+
+
 @admin.register(Endpoint)
 class EndpointAdmin(CredentialsFieldset, DeletesDeliveriesInBatches, admin.ModelAdmin):
     delivery_field = "endpoint"
-    form = EndpointAdminForm
+    form = EndpointForm
     # The id first: the management commands (hooks_send_test, hooks_retry --endpoint) take it.
     list_display = ["id", "url", "owner_display", "state", "subscriptions", "deliveries_24h",
                     "last_attempt_display"]  # fmt: skip

@@ -8,7 +8,7 @@ from django.test import override_settings
 
 from django_hooks.core.credentials import BasicAuth, BearerToken
 from django_hooks.models import Endpoint
-from tests.django.test_admin import ENDPOINTS, admin_client_, endpoint_url, viewer  # noqa: F401
+from tests.admin.test_console import ENDPOINTS, admin_client_, endpoint_url, viewer  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -16,10 +16,11 @@ HOOKS = {"ALLOWED_NETWORKS": ["127.0.0.0/8"]}
 
 
 def form(**overrides: str) -> dict[str, str]:
-    data = {"url": "http://127.0.0.1:9/hook", "description": "", "event_types": "[]",
-            "headers": "{}", "max_concurrency": "", "rate_limit": "", "is_active": "on",
-            "credentials_kind": ""}  # fmt: skip
-    return {**data, **overrides}
+    from tests.admin.test_console import endpoint_form
+
+    fields = {"url": "http://127.0.0.1:9/hook", "max_concurrency": "", "rate_limit": "",
+              "credentials_kind": "", **overrides}  # fmt: skip
+    return endpoint_form(**fields)
 
 
 def test_credentials_are_set_kept_changed_and_removed(admin_client_) -> None:  # noqa: F811
