@@ -29,6 +29,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from django_hooks.api.permissions import request_owner
 from django_hooks.conf import hooks_settings
+from django_hooks.exceptions import InvalidArgument, UnsavedOwner
 
 __all__: list[str] = []
 
@@ -49,12 +50,12 @@ def signed_link(owner: models.Model, expires_in: float | dt.timedelta = 3600) ->
     if isinstance(expires_in, dt.timedelta):
         expires_in = expires_in.total_seconds()
     if not 0 < expires_in <= MAX_LINK_LIFETIME:
-        raise ValueError(
+        raise InvalidArgument(
             f"expires_in must be more than 0 and at most {MAX_LINK_LIFETIME} seconds (7 days); "
             f"got {expires_in!r}."
         )
     if getattr(owner, "pk", None) is None:
-        raise ValueError("owner must be a saved model instance.")
+        raise UnsavedOwner("owner must be a saved model instance.")
     content_type = ContentType.objects.get_for_model(owner)
     token = signing.dumps(
         {"o": [content_type.pk, str(owner.pk)], "e": int(time.time() + expires_in)},

@@ -20,6 +20,7 @@ VARYING = [
     (re.compile(r"\bmsg_[0-9A-Z]{26}\b"), "msg_<id>"),
     (re.compile(r"(\bpassword )[^\s)]+"), r"\1<password>"),
     (re.compile(r"(curl -u \w+:)\S+"), r"\1<password>"),
+    (re.compile(r"/webhooks/link/[^/\s]+/"), "/webhooks/link/<token>/"),
 ]
 
 
