@@ -35,12 +35,18 @@ from django_hooks.outbound.operations import (
     recover_deliveries,
     send_test_event,
 )
-from django_hooks.outbound.state import disable_endpoint, enable_endpoint
+from django_hooks.outbound.state import (
+    Replayed,
+    disable_endpoint,
+    enable_endpoint,
+    replay_missing,
+)
 
 __all__: list[str] = []
 
 WINDOW = dt.timedelta(hours=24)
-OPERATIONS = ("send_test", "enable", "disable", "rotate_secret", "reveal_secret", "recover")
+OPERATIONS = ("send_test", "enable", "disable", "rotate_secret", "reveal_secret", "recover",
+              "replay_missing")  # fmt: skip
 CHART_HOURS = 48
 
 
@@ -167,8 +173,8 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
     readonly_fields = ["state", "disabled_at", "disabled_reason", "failing_since", "owner_display",
                        "created_at", "updated_at"]  # fmt: skip
     fields = ["url", "description", "event_types", "headers", "max_concurrency", "rate_limit",
-              "is_active", *readonly_fields]  # fmt: skip
-    actions = ["enable", "disable", "send_test"]
+              "send_traceparent", "is_active", *readonly_fields]  # fmt: skip
+    actions = ["enable", "enable_and_replay", "disable", "send_test"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     change_form_template = "django_hooks/admin/endpoint_change_form.html"
     change_list_template = "django_hooks/admin/change_list.html"
@@ -258,6 +264,20 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
             request, f"Enabled; {resumed} pending deliveries resumed.", messages.SUCCESS
         )
 
+    @admin.action(
+        description="Enable and replay the events missed while disabled", permissions=["change"]
+    )
+    def enable_and_replay(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
+        replayed = 0
+        for endpoint in queryset:
+            try:
+                done = replay_missing(endpoint)
+            except ValueError:  # never disabled: nothing missed
+                continue
+            replayed += done.count
+            self.log_change(request, endpoint, describe_replay(done))
+        self.message_user(request, f"{replayed} missed events queued.", messages.SUCCESS)
+
     @admin.action(description="Disable (no attempts until enabled)", permissions=["change"])
     def disable(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
         count = 0
@@ -332,6 +352,7 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
             "rotate-secret": self.rotate_secret_view,
             "reveal-secret": self.reveal_secret_view,
             "recover": self.recover_view,
+            "replay-missing": self.replay_missing_view,
         }
         own = [
             path(
@@ -380,6 +401,18 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
         self.message_user(
             request, f"Enabled; {resumed} pending deliveries resumed.", messages.SUCCESS
         )
+        return self._back(endpoint)
+
+    def replay_missing_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        endpoint = self._operable(request, object_id)
+        try:
+            done = replay_missing(endpoint)
+        except ValueError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            message = describe_replay(done)
+            self.log_change(request, endpoint, message)
+            self.message_user(request, message, messages.SUCCESS)
         return self._back(endpoint)
 
     def disable_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -440,6 +473,13 @@ class EndpointAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
             request, f"{count} failed deliveries {window} queued again.", messages.SUCCESS
         )
         return self._back(endpoint)
+
+
+def describe_replay(done: Replayed) -> str:
+    since, until = timezone.localtime(done.since), timezone.localtime(done.until)
+    window = f"{since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M}"
+    enabled = "Enabled; " if done.enabled else ""
+    return f"{enabled}{done.count} events missed from {window} queued."
 
 
 def describe_error(form: forms.Form, name: str, errors: Any) -> str:

@@ -36,7 +36,7 @@ class EndpointSerializer(serializers.ModelSerializer):
         model = Endpoint
         fields = [
             "id", "url", "description", "event_types", "is_active", "headers",
-            "max_concurrency", "rate_limit",
+            "max_concurrency", "rate_limit", "send_traceparent",
             "is_receiving", "disabled_at", "disabled_reason", "disabled_by", "created_at",
             "updated_at",
         ]  # fmt: skip
@@ -114,6 +114,17 @@ class RecoverSerializer(WindowSerializer):
 
 class RecoveredSerializer(serializers.Serializer):
     recovered = serializers.IntegerField(help_text="Failed deliveries queued again.")
+
+
+class ReplayMissingSerializer(WindowSerializer):
+    """Both optional: by default, the endpoint's disabled spell."""
+
+
+class ReplayedSerializer(serializers.Serializer):
+    replayed = serializers.IntegerField(help_text="Missed events queued for this endpoint.")
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    enabled = serializers.BooleanField(help_text="Whether the endpoint was enabled first.")
 
 
 class StatsSerializer(serializers.Serializer):

@@ -21,6 +21,7 @@ BODIES = {
     "endpoint": {"url": "http://127.0.0.1:9/changed", "description": "changed"},
     "rotate-secret": {"grace_period": 0},
     "recover": {"since": "2020-01-01T00:00:00Z"},
+    "replay-missing": {"since": "2020-01-01T00:00:00Z"},
     "test": {},
 }
 
@@ -45,6 +46,7 @@ ROUTES = [
     ("endpoints/{id}/rotate-secret/", {"post"}, "endpoint"),
     ("endpoints/{id}/stats/", {"get"}, "endpoint"),
     ("endpoints/{id}/recover/", {"post"}, "endpoint"),
+    ("endpoints/{id}/replay-missing/", {"post"}, "endpoint"),
     ("event-types/", {"get"}, None),
     ("events/", {"get"}, None),
     ("events/{id}/", {"get"}, "event"),
