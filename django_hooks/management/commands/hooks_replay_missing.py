@@ -19,7 +19,7 @@ class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("endpoint_id", type=int, metavar="ENDPOINT_ID")
+        parser.add_argument("endpoint_id", type=int, help="The endpoint's id.")
         parser.add_argument("--since", type=moment,
                             help="Events created at or after: ISO 8601, or an age like 24h "
                                  "(default: when the endpoint was disabled).")  # fmt: skip
