@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import django_rq
@@ -63,7 +63,7 @@ def forget(queue: Queue) -> None:
 
 def enqueue(
     name: str,
-    func: Callable[..., Any],
+    func: Any,  # a function, or its dotted path (RQ imports it in the worker)
     calls: Iterable[Sequence[Any]],
     *,
     delay: float = 0,

@@ -11,6 +11,7 @@ the engine's results write. Templates (``django_hooks/email/<kind>_subject.txt``
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from typing import Any
@@ -129,10 +130,9 @@ def send_owner_email(endpoint_id: int, kind: str, details: dict[str, Any]) -> in
     subject = " ".join(render_to_string(f"django_hooks/email/{kind}_subject.txt", context).split())
     text = render_to_string(f"django_hooks/email/{kind}.txt", context)
     message = EmailMultiAlternatives(subject, text, to=recipients)
-    try:
+    html: str = ""
+    with contextlib.suppress(TemplateDoesNotExist):
         html = render_to_string(f"django_hooks/email/{kind}.html", context)
-    except TemplateDoesNotExist:
-        html = ""
     if html.strip():  # an empty override of the .html template sends text alone
         message.attach_alternative(html, "text/html")
     return message.send()

@@ -130,9 +130,9 @@ def replay_missing(
     with transaction.atomic():
         # Locked: two replays of one endpoint at once must not both insert the same events.
         current = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
-        if current.disabled_at is not None:
-            start, end = current.disabled_at, now
-        else:
+        start: dt.datetime | None = current.disabled_at
+        end = now
+        if start is None:
             start, end = current.last_disabled_at, current.enabled_at or now
         since = since or start
         until = until or (end if since == start else now)

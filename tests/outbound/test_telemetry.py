@@ -112,9 +112,12 @@ def test_a_request_span_flows_to_send_event_the_attempts_and_an_opted_in_receive
     flags = f"{int(send.context.trace_flags):02x}"  # sampled (and, on newer SDKs, random)
     assert event.traceparent == f"00-{trace_id}-{send.context.span_id:016x}-{flags}"
 
-    attempts = {span.attributes["webhook.endpoint.id"]: span for span in by_name(spans, "deliver order.paid")}
+    attempts = {
+        span.attributes["webhook.endpoint.id"]: span
+        for span in by_name(spans, "deliver order.paid")
+    }
     assert set(attempts) == {opted_in.pk, plain.pk}
-    for endpoint, span in attempts.items():
+    for span in attempts.values():
         assert span.kind is SpanKind.CLIENT
         assert span.context.trace_id == send.context.trace_id
         assert span.parent.span_id == send.context.span_id
@@ -209,7 +212,9 @@ def test_a_worker_without_telemetry_still_passes_the_stored_context_on(receiver,
     with hooks():  # this worker has TELEMETRY off
         Drain().run()
     event.refresh_from_db()
-    assert event.traceparent and receiver.to("/traced")[0].headers["traceparent"] == event.traceparent
+    assert (
+        event.traceparent and receiver.to("/traced")[0].headers["traceparent"] == event.traceparent
+    )
 
 
 def test_a_duplicate_send_is_marked_and_records_nothing(spans):
@@ -364,7 +369,9 @@ def test_off_nothing_from_opentelemetry_is_imported_and_sending_works(absent):
 
 
 def test_on_without_opentelemetry_the_error_names_the_extra():
-    code = SETUP.format(block="sys.modules['opentelemetry'] = None", telemetry=True) + textwrap.dedent("""
+    code = SETUP.format(
+        block="sys.modules['opentelemetry'] = None", telemetry=True
+    ) + textwrap.dedent("""
         from django_hooks.exceptions import MissingDependency
         from django_hooks.checks import check_settings
         print([m.id for m in check_settings() if m.id == "django_hooks.E016"])
@@ -398,7 +405,7 @@ def test_the_documented_prometheus_set_up_serves_the_metrics():
 
     def sample(name, label=""):
         """A sample's value; the exporter adds its otel_scope_* labels beside ours."""
-        found = re.search(rf'^{name}\{{[^}}]*{label}[^}}]*\}} (\S+)$', scraped, re.M)
+        found = re.search(rf"^{name}\{{[^}}]*{label}[^}}]*\}} (\S+)$", scraped, re.M)
         assert found, f"{name} {label} not served:\n{scraped}"
         return float(found[1])
 
