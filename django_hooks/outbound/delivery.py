@@ -405,19 +405,24 @@ def warn_if_due(endpoint: Endpoint, since: dt.datetime, now: dt.datetime) -> Non
         pk=endpoint.pk, failing_since=since, failure_warnings_sent__lt=level,
         disabled_at__isnull=True,
     ).update(failure_warnings_sent=level)  # fmt: skip
-    endpoint.failure_warnings_sent = level
-    if not won:
+    if not won:  # another worker warned of it (or the endpoint recovered or was disabled)
+        endpoint.failure_warnings_sent = level
         return
     threshold = thresholds[level - 1]
     disable_at = since + dt.timedelta(seconds=float(hooks_settings.DISABLE_AFTER))
     logger.warning("Webhook endpoint %s has failed for %s; it will be disabled at %s",
                    endpoint.pk, describe_seconds(threshold), disable_at)  # fmt: skip
-    transaction.on_commit(
-        lambda: signals.endpoint_failing.send_robust(
+
+    def warned() -> None:
+        # Only once committed: a results write tried again after a dropped connection must
+        # claim the warning again, not skip it.
+        endpoint.failure_warnings_sent = level
+        signals.endpoint_failing.send_robust(
             Endpoint, endpoint=endpoint, failing_since=since, threshold=threshold,
             disable_at=disable_at,
-        )
-    )  # fmt: skip
+        )  # fmt: skip
+
+    transaction.on_commit(warned)
 
 
 def describe_seconds(seconds: float) -> str:

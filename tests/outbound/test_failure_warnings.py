@@ -11,7 +11,7 @@ import threading
 import pytest
 from django.contrib.auth.models import User
 from django.core import mail
-from django.db import connection
+from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
@@ -281,3 +281,22 @@ def test_checks():
     assert "django_hooks.E015" in ids(OWNER_EMAIL_ADDRESS="no.such.function")
     assert "django_hooks.E015" not in ids(OWNER_EMAIL_ADDRESS=f"{__name__}.find_address")
     assert json.dumps(sorted(ids())) == json.dumps(["django_hooks.W001"])
+
+
+def test_a_results_write_rolled_back_and_tried_again_still_warns(warnings_sent):
+    """with_db_retries runs the whole write again after a dropped connection: the warning's
+    claim was rolled back with it, so the second try must claim and send it."""
+    endpoint = Endpoint.objects.create(url="http://127.0.0.1:9/x")
+    Endpoint.objects.filter(pk=endpoint.pk).update(
+        failing_since=timezone.now() - dt.timedelta(hours=2)
+    )
+    endpoint.refresh_from_db()
+    with hooks():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            track_failures({endpoint.pk: endpoint}, set(), {endpoint.pk}, now=timezone.now())
+            raise RuntimeError("connection dropped")
+        assert warnings_sent == []
+        with transaction.atomic():
+            track_failures({endpoint.pk: endpoint}, set(), {endpoint.pk}, now=timezone.now())
+    assert [w["threshold"] for w in warnings_sent] == [3600]
+    assert Endpoint.objects.get(pk=endpoint.pk).failure_warnings_sent == 1
