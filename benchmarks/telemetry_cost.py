@@ -63,7 +63,9 @@ def timed(calls: int, telemetry: bool) -> float:
         return (time.perf_counter() - started) / calls
 
 
-def compare(name: str, calls: int, repeats: int, deadline: float) -> tuple[list[float], list[float]]:
+def compare(
+    name: str, calls: int, repeats: int, deadline: float
+) -> tuple[list[float], list[float]]:
     off, on = [], []
     for _ in range(repeats):
         if time.monotonic() > deadline:
@@ -104,8 +106,10 @@ def main() -> None:
     print(f"{'case':<50} {'per call':>10} {'ratio':>7}")
     for label, runs, against in rows:
         per_call = statistics.median(runs) * 1000 if runs else float("nan")
-        ratio = "1.00" if against is None else (
-            f"{statistics.median(a / b for a, b in zip(runs, against, strict=False)):.2f}"
+        ratio = (
+            "1.00"
+            if against is None
+            else (f"{statistics.median(a / b for a, b in zip(runs, against, strict=False)):.2f}")
         )
         print(f"{label:<50} {per_call:>8.3f}ms {ratio:>7}")
 
