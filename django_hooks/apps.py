@@ -17,11 +17,13 @@ class DjangoHooksConfig(AppConfig):
         from django_hooks.exceptions import ConfigurationError
         from django_hooks.outbound import feed
         from django_hooks.outbound.dispatch import connect_model_events_setting
+        from django_hooks.outbound.emails import connect_owner_emails
         from django_hooks.outbound.operational import connect_operational_events
 
         setting_changed.connect(reload_hooks_settings, dispatch_uid="django_hooks.settings")
         connect_model_events_setting()
         connect_operational_events()
+        connect_owner_emails()
         try:
             enabled = feed.feed_enabled()
         except ConfigurationError:  # unusable settings are the checks' to report (E005)

@@ -7,6 +7,8 @@ E004 RETRY_SCHEDULE is not a list of seconds    E011 a MODEL_EVENTS entry cannot
 E005 DJANGO_HOOKS has unknown keys / wrong type E012 EVENT_TYPES is malformed
 E006 a number setting is not a positive number  E013 PROXY is not a usable proxy URL
 E007 SESSION does not give a requests.Session  E014 VALIDATE_EVENT_DATA without jsonschema
+E015 FAILURE_WARNINGS is not a list of seconds below DISABLE_AFTER
+E016 OWNER_EMAIL_ADDRESS cannot be imported     E017 TELEMETRY is on, opentelemetry missing
 W001 ALLOWED_NETWORKS set while DEBUG=False (tag: security)
 W002 SESSION turns TLS verification off (tag: security)
 W003 the API's URLs are included but rest_framework is not in INSTALLED_APPS
@@ -14,6 +16,7 @@ W003 the API's URLs are included but rest_framework is not in INSTALLED_APPS
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +26,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import URLResolver, get_resolver
+from django.utils.module_loading import import_string
 from requests.utils import prepend_scheme_if_needed
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
@@ -107,6 +111,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     session = _configured_session(errors)
     if session is not None:
         session.close()
+    errors.extend(_check_warnings_and_telemetry())
 
     positive = ("TIMEOUT", "DISABLE_AFTER", "MAX_PAYLOAD_BYTES", "BATCH_SIZE", "CONCURRENCY",
                 "ENDPOINT_CONCURRENCY", "LEASE", "RESPONSE_READ_LIMIT",
@@ -139,6 +144,49 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     errors.extend(_check_model_events())
     errors.extend(_check_event_types())
     errors.extend(_check_proxy())
+    return errors
+
+
+def _check_warnings_and_telemetry() -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    warnings = hooks_settings.FAILURE_WARNINGS
+    limit = hooks_settings.DISABLE_AFTER
+    if not isinstance(warnings, list | tuple) or not all(
+        isinstance(t, int | float) and not isinstance(t, bool) and 0 < t < limit for t in warnings
+    ):
+        errors.append(
+            checks.Error(
+                f"DJANGO_HOOKS['FAILURE_WARNINGS'] must be a list of seconds, each above 0 and "
+                f"below DISABLE_AFTER ({limit!r}); got {warnings!r}.",
+                hint="For example [3600, 86400] (1 hour and 1 day), or [] for no warnings.",
+                id="django_hooks.E015",
+            )
+        )
+    finder = hooks_settings.OWNER_EMAIL_ADDRESS
+    if finder is not None:
+        try:
+            found = import_string(finder) if isinstance(finder, str) else finder
+        except ImportError as exc:
+            found, problem = None, str(exc)
+        else:
+            problem = "" if callable(found) else f"{finder!r} is not callable"
+        if problem:
+            errors.append(
+                checks.Error(
+                    f"DJANGO_HOOKS['OWNER_EMAIL_ADDRESS']: {problem}.",
+                    hint="Give the dotted path of a function (endpoint) -> address, list of "
+                    "addresses or None.",
+                    id="django_hooks.E016",
+                )
+            )
+    if hooks_settings.TELEMETRY and importlib.util.find_spec("opentelemetry") is None:
+        errors.append(
+            checks.Error(
+                "DJANGO_HOOKS['TELEMETRY'] is on, but opentelemetry is not installed.",
+                hint='pip install "django-hooks[otel]" (and opentelemetry-sdk with an exporter).',
+                id="django_hooks.E017",
+            )
+        )
     return errors
 
 

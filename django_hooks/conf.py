@@ -32,6 +32,10 @@ DEFAULTS: dict[str, Any] = {
     "ENCRYPTION_KEYS": [],
     # An endpoint failing continuously this many seconds is disabled.
     "DISABLE_AFTER": 5 * 24 * 3600,
+    # Seconds of continuous failure after which an endpoint's owner is warned, each once per
+    # failing spell (the endpoint_failing signal, the endpoint.failing operational event, and
+    # an email with OWNER_EMAILS); each below DISABLE_AFTER.
+    "FAILURE_WARNINGS": [3600, 24 * 3600],
     # Largest encoded payload send_event accepts, in bytes.
     "MAX_PAYLOAD_BYTES": 256 * 1024,
     # Attempts one worker process keeps in flight at once (threads inside the delivery job).
@@ -104,6 +108,14 @@ DEFAULTS: dict[str, Any] = {
     # allowed to show portal pages opened by a link in a frame (besides the site itself).
     "PORTAL_SESSION_AGE": 3600,
     "PORTAL_FRAME_ANCESTORS": [],
+    # Email an endpoint's owner at each FAILURE_WARNINGS threshold and when the endpoint is
+    # disabled for failing (Django's mail framework, templates under django_hooks/email/).
+    "OWNER_EMAILS": False,
+    # Dotted path to callable(endpoint) -> address, list of addresses or None; None: the
+    # owner's email attribute (a user's email).
+    "OWNER_EMAIL_ADDRESS": None,
+    # OpenTelemetry spans and metrics (pip install "django-hooks[otel]"); False imports nothing.
+    "TELEMETRY": False,
 }
 
 

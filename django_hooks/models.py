@@ -13,7 +13,7 @@ from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -176,10 +176,16 @@ class EndpointQuerySet(models.QuerySet["Endpoint"]):
         )
 
     def enable(self, *, now: dt.datetime) -> int:
-        """Active again, with a clean failure record: nothing held against them."""
+        """Active again, with a clean failure record: nothing held against them. A disabled
+        spell is remembered (``last_disabled_at`` to ``enabled_at``) for ``replay_missing``."""
+        was_disabled = Q(disabled_at__isnull=False)
         return self.update(
+            last_disabled_at=Case(When(was_disabled, then=F("disabled_at")),
+                                  default=F("last_disabled_at")),
+            enabled_at=Case(When(was_disabled, then=Value(now)), default=F("enabled_at")),
             is_active=True, disabled_at=None, disabled_reason="", disabled_by="",
-            failing_since=None, paused_until=None, circuit_failures=0, updated_at=now,
+            failing_since=None, failure_warnings_sent=0, paused_until=None, circuit_failures=0,
+            updated_at=now,
         )  # fmt: skip
 
 
@@ -216,6 +222,18 @@ class Endpoint(OwnedModel):
         choices=[("system", _("django-hooks (failing)")), ("operator", _("an operator"))],
     )  # fmt: skip
     failing_since = models.DateTimeField(null=True, blank=True, editable=False)
+    #: How many of FAILURE_WARNINGS' thresholds this failing spell has been warned of: each
+    #: warning (signal, operational event, owner email) goes out once, whoever records it.
+    failure_warnings_sent = models.PositiveSmallIntegerField(default=0, editable=False)
+    #: The last disabled spell, kept once re-enabled: what ``replay_missing`` fills in.
+    last_disabled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    enabled_at = models.DateTimeField(_("re-enabled at"), null=True, blank=True, editable=False)
+    send_traceparent = models.BooleanField(
+        _("send traceparent"),
+        default=False,
+        help_text=_("Send the W3C traceparent header of the request that sent each event "
+                    "(OpenTelemetry), so the receiver's traces continue ours."),
+    )  # fmt: skip
     max_concurrency = models.PositiveIntegerField(
         _("max concurrency"),
         null=True,
@@ -554,6 +572,9 @@ class Event(OwnedModel):
     feed_position = models.CharField(max_length=26, default=new_feed_position, editable=False)
     #: Sent to one endpoint by its "send a test event": never in event lists or the feed.
     is_test = models.BooleanField(_("test"), default=False, editable=False)
+    #: The W3C traceparent of the span ``send_event`` ran in (TELEMETRY): its attempts continue
+    #: that trace, and endpoints with ``send_traceparent`` receive it.
+    traceparent = models.CharField(max_length=55, blank=True, default="", editable=False)
 
     class Meta:
         verbose_name = _("event")

@@ -7,7 +7,10 @@ from typing import Any
 
 from django.dispatch import Signal
 
-__all__ = ["delivery_failed", "delivery_succeeded", "endpoint_disabled", "webhook_received"]
+__all__ = [
+    "delivery_failed", "delivery_succeeded", "endpoint_disabled", "endpoint_failing",
+    "webhook_received",
+]  # fmt: skip
 
 logger = logging.getLogger("django_hooks.signals")
 
@@ -54,6 +57,12 @@ delivery_failed = HooksSignal("delivery_failed")
 #: Sent when an endpoint is disabled automatically (410 Gone, or failing for DISABLE_AFTER).
 #: provides args: endpoint, reason
 endpoint_disabled = HooksSignal("endpoint_disabled")
+
+#: Sent when an endpoint has failed continuously past one of FAILURE_WARNINGS' thresholds:
+#: once per threshold and failing spell (a success, or re-enabling, starts a new spell).
+#: ``threshold`` is in seconds; ``disable_at`` is when DISABLE_AFTER will disable it.
+#: provides args: endpoint, failing_since, threshold, disable_at
+endpoint_failing = Signal()
 
 #: Sent when an inbound webhook has been verified and stored, before its handler runs.
 #: provides args: request, webhook

@@ -43,13 +43,18 @@ from django_hooks.outbound.operations import (
     recover_deliveries,
     send_test_event,
 )
-from django_hooks.outbound.state import disable_endpoint, enable_endpoint
+from django_hooks.outbound.state import (
+    Replayed,
+    disable_endpoint,
+    enable_endpoint,
+    replay_missing,
+)
 
 __all__: list[str] = []
 
 WINDOW = dt.timedelta(hours=24)
 OPERATIONS = ("send_test", "enable", "disable", "rotate_secret", "reveal_secret",
-              "rotate_signing_key", "recover")  # fmt: skip
+              "rotate_signing_key", "recover", "replay_missing")  # fmt: skip
 CHART_HOURS = 48
 #: Never needed on the list and change pages: not even their ciphertext is read.
 CREDENTIAL_FIELDS = ("secret_ciphertext", "previous_secrets", "signing_key_ciphertext",
@@ -192,12 +197,12 @@ class EndpointAdmin(CredentialsFieldset, DeletesDeliveriesInBatches, admin.Model
     fieldsets = [
         (None, {"fields": ["url", "description", "event_types", "headers", "is_active"]}),
         ("Owner", {"fields": ["owner_content_type", "owner_id", "owner_display"]}),
-        ("Limits", {"fields": ["max_concurrency", "rate_limit"]}),
+        ("Limits", {"fields": ["max_concurrency", "rate_limit", "send_traceparent"]}),
         ("Signing", {"fields": ["signing_scheme", "public_keys_display"]}),
         ("State", {"fields": ["id", "state", "disabled_at_display", "disabled_reason",
                               "failing_since_display", "created_display", "updated_display"]}),
     ]  # fmt: skip
-    actions = ["enable", "disable", "send_test"]
+    actions = ["enable", "enable_and_replay", "disable", "send_test"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     change_form_template = "django_hooks/admin/endpoint_change_form.html"
     change_list_template = "django_hooks/admin/change_list.html"
@@ -318,6 +323,20 @@ class EndpointAdmin(CredentialsFieldset, DeletesDeliveriesInBatches, admin.Model
             request, f"Enabled; {resumed} pending deliveries resumed.", messages.SUCCESS
         )
 
+    @admin.action(
+        description="Enable and replay the events missed while disabled", permissions=["change"]
+    )
+    def enable_and_replay(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
+        replayed = 0
+        for endpoint in queryset:
+            try:
+                done = replay_missing(endpoint)
+            except ValueError:  # never disabled: nothing missed
+                continue
+            replayed += done.count
+            self.log_change(request, endpoint, describe_replay(done))
+        self.message_user(request, f"{replayed} missed events queued.", messages.SUCCESS)
+
     @admin.action(description="Disable (no attempts until enabled)", permissions=["change"])
     def disable(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
         count = 0
@@ -393,6 +412,7 @@ class EndpointAdmin(CredentialsFieldset, DeletesDeliveriesInBatches, admin.Model
             "reveal-secret": self.reveal_secret_view,
             "rotate-signing-key": self.rotate_signing_key_view,
             "recover": self.recover_view,
+            "replay-missing": self.replay_missing_view,
         }
         own = [
             path(
@@ -441,6 +461,18 @@ class EndpointAdmin(CredentialsFieldset, DeletesDeliveriesInBatches, admin.Model
         self.message_user(
             request, f"Enabled; {resumed} pending deliveries resumed.", messages.SUCCESS
         )
+        return self._back(endpoint)
+
+    def replay_missing_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        endpoint = self._operable(request, object_id)
+        try:
+            done = replay_missing(endpoint)
+        except ValueError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            message = describe_replay(done)
+            self.log_change(request, endpoint, message)
+            self.message_user(request, message, messages.SUCCESS)
         return self._back(endpoint)
 
     def disable_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -517,6 +549,13 @@ class EndpointAdmin(CredentialsFieldset, DeletesDeliveriesInBatches, admin.Model
             request, f"{count} failed deliveries {window} queued again.", messages.SUCCESS
         )
         return self._back(endpoint)
+
+
+def describe_replay(done: Replayed) -> str:
+    since, until = timezone.localtime(done.since), timezone.localtime(done.until)
+    window = f"{since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M}"
+    enabled = "Enabled; " if done.enabled else ""
+    return f"{enabled}{done.count} events missed from {window} queued."
 
 
 def describe_error(form: forms.Form, name: str, errors: Any) -> str:

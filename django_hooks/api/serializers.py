@@ -72,7 +72,7 @@ class EndpointSerializer(serializers.ModelSerializer):
         model = Endpoint
         fields = [
             "id", "url", "description", "event_types", "is_active", "headers", "auth",
-            "max_concurrency", "rate_limit", "signing_scheme",
+            "max_concurrency", "rate_limit", "signing_scheme", "send_traceparent",
             "is_receiving", "disabled_at", "disabled_reason", "disabled_by", "created_at",
             "updated_at",
         ]  # fmt: skip
@@ -187,6 +187,17 @@ class RecoverSerializer(WindowSerializer):
 
 class RecoveredSerializer(serializers.Serializer):
     recovered = serializers.IntegerField(help_text="Failed deliveries queued again.")
+
+
+class ReplayMissingSerializer(WindowSerializer):
+    """Both optional: by default, the endpoint's disabled spell."""
+
+
+class ReplayedSerializer(serializers.Serializer):
+    replayed = serializers.IntegerField(help_text="Missed events queued for this endpoint.")
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    enabled = serializers.BooleanField(help_text="Whether the endpoint was enabled first.")
 
 
 class StatsSerializer(serializers.Serializer):

@@ -18,7 +18,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from rest_framework import mixins, routers, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -50,7 +50,7 @@ from django_hooks.event_types import declared_event_types, is_pattern, types_q
 from django_hooks.exceptions import EndpointNotReceiving, InvalidEventType
 from django_hooks.models import Delivery, Endpoint, Event, owner_q
 from django_hooks.outbound.operations import delivery_counts, recover_deliveries, send_test_event
-from django_hooks.outbound.state import retry_deliveries
+from django_hooks.outbound.state import replay_missing, retry_deliveries
 
 __all__ = ["DeliveryViewSet", "EndpointViewSet", "EventTypeViewSet", "EventViewSet", "OwnedViewSet"]
 
@@ -313,6 +313,33 @@ class EndpointViewSet(
         count = recover_deliveries(endpoint, body.validated_data["since"],
                                    body.validated_data.get("until"))  # fmt: skip
         return Response({"recovered": count}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=s.ReplayMissingSerializer, responses={202: s.ReplayedSerializer})
+    @action(detail=True, methods=["post"], url_path="replay-missing")
+    @idempotent
+    def replay_missing(self, request: Request, pk: str | None = None) -> Response:
+        """Enable a disabled endpoint and send it the events it missed while disabled (by
+        default its disabled spell; ``since``/``until`` choose another window). Events it
+        already has a delivery of are skipped, so calling it again adds nothing."""
+        endpoint = self.get_object()
+        body = s.ReplayMissingSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if endpoint.disabled_at is not None and endpoint.disabled_by == "operator":
+            reason = endpoint.disabled_reason or "no reason given"
+            raise PermissionDenied(
+                f"This endpoint was disabled by an operator ({reason}); only an operator can "
+                "enable it again."
+            )
+        try:
+            done = replay_missing(endpoint, since=body.validated_data.get("since"),
+                                  until=body.validated_data.get("until"))  # fmt: skip
+        except ValueError as exc:
+            raise ValidationError({"since": [str(exc)]}) from None
+        return Response(
+            {"replayed": done.count, "since": done.since, "until": done.until,
+             "enabled": done.enabled},
+            status=status.HTTP_202_ACCEPTED,
+        )  # fmt: skip
 
 
 def _public_keys(endpoint: Endpoint, public_key: str) -> dict[str, Any]:

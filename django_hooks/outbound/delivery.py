@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
@@ -28,10 +28,14 @@ from django_hooks.core.retry import Outcome, classify, next_retry_delay, parse_r
 from django_hooks.core.signing import Signer
 from django_hooks.exceptions import DecryptionError
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, UnreadableHeaders
+from django_hooks.outbound import telemetry
 from django_hooks.outbound.claims import release
 from django_hooks.outbound.credentials import post_with_auth
 from django_hooks.outbound.state import disable_endpoint
 from django_hooks.outbound.transport import HTTPResult, Transport
+
+if TYPE_CHECKING:
+    from django_hooks.outbound.otel import AttemptSpan
 
 __all__: list[str] = []
 
@@ -60,6 +64,8 @@ class Attempted:
     headers: dict[str, str] = field(default_factory=dict)
     response: HTTPResult | None = None
     at: dt.datetime = field(default_factory=timezone.now)
+    #: The attempt's span (``TELEMETRY``), ended once its outcome is known.
+    span: AttemptSpan | None = None
 
 
 @dataclass
@@ -118,6 +124,8 @@ class Outcomes:
         self.failing: set[int] = set()
         self.answered: set[int] = set()
         self.unreachable: set[int] = set()
+        #: Each attempt's outcome: succeeded, retrying, failed (no retry left) or gone (410).
+        self.outcomes: list[str] = []
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -139,7 +147,8 @@ class Outcomes:
             del result.succeeded[counts[1] :], result.failed[counts[2] :]
             del result.retries[counts[3] :]
             error = f"internal error: {type(exc).__name__}: {exc}"[:1000]
-            self._apply(Attempted(delivery, {}, HTTPResult(None, {}, b"", error), attempted.at))
+            self._apply(Attempted(delivery, {}, HTTPResult(None, {}, b"", error), attempted.at,
+                                  attempted.span))  # fmt: skip
 
     def release(self, delivery: Delivery, at: dt.datetime | None = None) -> None:
         """Hand back unattempted: due again at ``at`` (or as it was)."""
@@ -179,13 +188,16 @@ class Outcomes:
             self.unreachable.add(endpoint.pk)
 
         (self.healthy if outcome is Outcome.SUCCEEDED else self.failing).add(endpoint.pk)
+        label = "retrying"
         if outcome is Outcome.SUCCEEDED:
+            label = "succeeded"
             delivery.status = Delivery.Status.SUCCEEDED
             delivery.completed_at = at
             delivery.next_attempt_at = None
             self.result.succeeded.append(delivery)
         elif outcome is Outcome.GONE:
             # The receiver asked us to stop: disable the endpoint; this waits for re-enable.
+            label = "gone"
             self.gone.add(endpoint.pk)
             delivery.next_attempt_at = at
         else:
@@ -196,6 +208,7 @@ class Outcomes:
                 delivery.attempts, hooks_settings.RETRY_SCHEDULE, retry_after=retry_after
             )
             if delay is None:
+                label = "failed"
                 delivery.status = Delivery.Status.FAILED
                 delivery.completed_at = at
                 delivery.next_attempt_at = None
@@ -205,6 +218,9 @@ class Outcomes:
                 self.result.retries.append((delivery.pk, delivery.next_attempt_at))
         self.attempts.append(attempt)
         self.deliveries.append(delivery)
+        self.outcomes.append(label)
+        if attempted.span is not None:
+            attempted.span.end(label, response, at)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -234,6 +250,9 @@ class Outcomes:
 
         with_db_retries(record, what=f"record {len(self.attempts)} webhook attempts",
                         before_retry=forget_ids(self.attempts))  # fmt: skip
+        hooks = telemetry.active()
+        if hooks is not None:
+            hooks.record_results(self.result, self.outcomes)
         send_outcome_signals(self.result, self.attempts)
         return self.result
 
@@ -346,21 +365,75 @@ def track_failures(
     """
     recovered = [pk for pk in healthy if endpoints[pk].failing_since is not None]
     if recovered:
-        Endpoint.objects.filter(pk__in=recovered).update(failing_since=None)
+        Endpoint.objects.filter(pk__in=recovered).update(failing_since=None,
+                                                         failure_warnings_sent=0)  # fmt: skip
         for pk in recovered:
-            endpoints[pk].failing_since = None
+            endpoints[pk].failing_since, endpoints[pk].failure_warnings_sent = None, 0
     started = [pk for pk in failing if endpoints[pk].failing_since is None]
     if started:
         Endpoint.objects.filter(pk__in=started, failing_since__isnull=True).update(
-            failing_since=now
+            failing_since=now, failure_warnings_sent=0
         )
     limit = now - dt.timedelta(seconds=hooks_settings.DISABLE_AFTER)
     for pk in failing:
         since = endpoints[pk].failing_since
-        if since is not None and since <= limit:
+        if since is None:
+            continue
+        if since <= limit:
             days = hooks_settings.DISABLE_AFTER / 86400
             reason = f"Every delivery failed for {days:g} days (since {since:%Y-%m-%d %H:%M} UTC)."
             disable_endpoint(endpoints[pk], reason, by="system", now=now)
+        else:
+            warn_if_due(endpoints[pk], since, now)
+
+
+def warning_thresholds() -> list[float]:
+    """``FAILURE_WARNINGS`` as used: ascending, each below ``DISABLE_AFTER``."""
+    limit = float(hooks_settings.DISABLE_AFTER)
+    return sorted(float(t) for t in hooks_settings.FAILURE_WARNINGS or [] if 0 < float(t) < limit)
+
+
+def warn_if_due(endpoint: Endpoint, since: dt.datetime, now: dt.datetime) -> None:
+    """Send ``endpoint_failing`` (after commit) when the endpoint has failed past a threshold it
+    has not been warned of. The conditional UPDATE makes that once per threshold and failing
+    spell, whichever worker sees it first and however often workers restart; a worker that
+    was down past two thresholds sends the later one only."""
+    thresholds = warning_thresholds()
+    failing_for = (now - since).total_seconds()
+    level = sum(1 for threshold in thresholds if threshold <= failing_for)
+    if level <= endpoint.failure_warnings_sent:
+        return
+    won = Endpoint.objects.filter(
+        pk=endpoint.pk, failing_since=since, failure_warnings_sent__lt=level,
+        disabled_at__isnull=True,
+    ).update(failure_warnings_sent=level)  # fmt: skip
+    if not won:  # another worker warned of it (or the endpoint recovered or was disabled)
+        endpoint.failure_warnings_sent = level
+        return
+    threshold = thresholds[level - 1]
+    disable_at = since + dt.timedelta(seconds=float(hooks_settings.DISABLE_AFTER))
+    logger.warning("Webhook endpoint %s has failed for %s; it will be disabled at %s",
+                   endpoint.pk, describe_seconds(threshold), disable_at)  # fmt: skip
+
+    def warned() -> None:
+        # Only once committed: a results write tried again after a dropped connection must
+        # claim the warning again, not skip it.
+        endpoint.failure_warnings_sent = level
+        signals.endpoint_failing.send_robust(
+            Endpoint, endpoint=endpoint, failing_since=since, threshold=threshold,
+            disable_at=disable_at,
+        )  # fmt: skip
+
+    transaction.on_commit(warned)
+
+
+def describe_seconds(seconds: float) -> str:
+    """``3600`` -> "1 hour", ``129600`` -> "1.5 days": for log lines, events and emails."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            value = seconds / size
+            return f"{value:g} {unit}{'' if value == 1 else 's'}"
+    return f"{seconds:g} second{'' if seconds == 1 else 's'}"
 
 
 def send_attempt(
@@ -369,10 +442,13 @@ def send_attempt(
     bodies: dict[str, bytes],
     signers: dict[int, Signer],
     now: dt.datetime,
+    *,
+    traceparent: str | None = None,
 ) -> tuple[dict[str, str], HTTPResult]:
-    """Sign and POST one delivery. Never raises: a problem on our side (an undecryptable secret,
-    corrupt stored data) becomes the attempt's error, so the rest of the group is still
-    recorded. Runs in a worker thread: no database access."""
+    """Sign and POST one delivery (with a ``traceparent`` header when given). Never raises: a
+    problem on our side (an undecryptable secret, corrupt stored data) becomes the attempt's
+    error, so the rest of the group is still recorded. Runs in a worker thread: no database
+    access."""
     endpoint, event = delivery.endpoint, delivery.event
     headers: dict[str, str] = {}
     started = time.perf_counter()
@@ -393,6 +469,8 @@ def send_attempt(
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signer.header(event.pk, timestamp, body),
         }
+        if traceparent:
+            headers["traceparent"] = traceparent
         return headers, post_with_auth(endpoint, client, body, headers)
     except Exception as exc:
         logger.exception("Could not attempt webhook delivery %s", delivery.pk)

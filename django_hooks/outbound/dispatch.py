@@ -30,6 +30,7 @@ from django_hooks.exceptions import (
     InvalidArgument,
 )
 from django_hooks.models import Delivery, Endpoint, Event, owner_q
+from django_hooks.outbound import telemetry
 from django_hooks.outbound.wakeups import wake_on_commit
 
 __all__ = ["model_events", "send_event"]
@@ -50,6 +51,26 @@ def send_event(
     Deliveries are enqueued once the transaction commits; if it rolls back, nothing is sent.
     The same ``(owner, idempotency_key)`` returns the first event and records nothing new.
     """
+    hooks = telemetry.active()
+    if hooks is None:
+        return _send_event(event_type, data, owner, idempotency_key, using, "")[0]
+    with hooks.sending(event_type) as sending:
+        event, deliveries = _send_event(event_type, data, owner, idempotency_key, using,
+                                        sending.traceparent)  # fmt: skip
+        sending.recorded(event, deliveries)
+    return event
+
+
+def _send_event(
+    event_type: str,
+    data: Any,
+    owner: models.Model | None,
+    idempotency_key: str | None,
+    using: str | None,
+    traceparent: str,
+) -> tuple[Event, int | None]:
+    """``send_event``'s work; the number of deliveries, or None for an event found by its
+    idempotency key."""
     validate_event_type(event_type)
     check_declared(event_type)  # STRICT_EVENT_TYPES
     if idempotency_key is not None and (
@@ -70,8 +91,9 @@ def send_event(
             existing = Event.objects.using(db).filter(owned, idempotency_key=idempotency_key)
             first = existing.first()
             if first is not None:
-                return first
-        event = Event(type=event_type, data=data, idempotency_key=idempotency_key)
+                return first, None
+        event = Event(type=event_type, data=data, idempotency_key=idempotency_key,
+                      traceparent=traceparent)  # fmt: skip
         event.owner = owner
         event.created_at = created_at
         if idempotency_key is None:
@@ -82,11 +104,11 @@ def send_event(
                     event.save(force_insert=True, using=db)
             except IntegrityError:
                 # Another transaction recorded the same key first.
-                return Event.objects.using(db).get(owned, idempotency_key=idempotency_key)
+                return Event.objects.using(db).get(owned, idempotency_key=idempotency_key), None
         ids = record_deliveries(event, owner, created_at, db)
         if ids:
             enqueue_on_commit(ids, using=db)
-    return event
+    return event, len(ids)
 
 
 def enqueue_on_commit(ids: list[int], *, using: str) -> None:

@@ -37,7 +37,7 @@ from django.utils import timezone
 from django_hooks.conf import hooks_settings
 from django_hooks.core.signing import Signer
 from django_hooks.models import Delivery
-from django_hooks.outbound import claims
+from django_hooks.outbound import claims, telemetry
 from django_hooks.outbound.client import transport
 from django_hooks.outbound.delivery import (
     Attempted,
@@ -110,6 +110,7 @@ class Drain:
         # Endpoints whose circuit opened during this drain: attempts not started yet are handed
         # back instead of waiting out TIMEOUT against them. Read by the threads.
         self.open_circuits: set[int] = set()
+        self.telemetry = telemetry.active()
 
     def run(self) -> Totals:
         concurrency = max(1, int(hooks_settings.CONCURRENCY))
@@ -245,5 +246,13 @@ class Drain:
         the worker is stopping."""
         if delivery.endpoint_id in self.open_circuits or _stopping.is_set():
             return Attempted(delivery)
-        headers, response = send_attempt(delivery, client, bodies, signers, timezone.now())
-        return Attempted(delivery, headers, response, timezone.now())
+        now = timezone.now()
+        span = self.telemetry.start_attempt(delivery, now) if self.telemetry else None
+        trace_header = None
+        if delivery.endpoint.send_traceparent:
+            # The attempt's own span is the receiver's parent; without telemetry in this
+            # worker, the context send_event stored.
+            trace_header = (span.traceparent if span else "") or delivery.event.traceparent
+        headers, response = send_attempt(delivery, client, bodies, signers, now,
+                                         traceparent=trace_header)  # fmt: skip
+        return Attempted(delivery, headers, response, timezone.now(), span)

@@ -1,5 +1,6 @@
 """Operational webhooks (``OPERATIONAL_EVENTS``): tell an owner's endpoints when one of their
-endpoints is disabled or a delivery has used its last retry, as Svix does.
+endpoints has failed past a ``FAILURE_WARNINGS`` threshold or is disabled, or a delivery has used
+its last retry, as Svix does.
 
 They are ordinary events sent with ``send_event``, so an endpoint receives them when it
 subscribes to them (or to every event). Two guards keep them from feeding on themselves: no
@@ -9,6 +10,7 @@ was just disabled gets nothing (it is disabled).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -22,8 +24,9 @@ __all__: list[str] = []
 logger = logging.getLogger("django_hooks")
 
 ENDPOINT_DISABLED = "endpoint.disabled"
+ENDPOINT_FAILING = "endpoint.failing"
 ATTEMPT_EXHAUSTED = "message.attempt.exhausted"
-OPERATIONAL_TYPES = frozenset({ENDPOINT_DISABLED, ATTEMPT_EXHAUSTED})
+OPERATIONAL_TYPES = frozenset({ENDPOINT_DISABLED, ENDPOINT_FAILING, ATTEMPT_EXHAUSTED})
 
 
 def logged(receiver: Any) -> Any:
@@ -69,6 +72,29 @@ def on_endpoint_disabled(sender: Any, *, endpoint: Endpoint, reason: str, **kwar
 
 
 @logged
+def on_endpoint_failing(
+    sender: Any, *, endpoint: Endpoint, failing_since: dt.datetime, threshold: float,
+    disable_at: dt.datetime, **kwargs: Any,
+) -> None:  # fmt: skip
+    if not hooks_settings.OPERATIONAL_EVENTS:
+        return
+    found, owner = owner_of(endpoint)
+    if not found:
+        return
+    send_event(
+        ENDPOINT_FAILING,
+        {
+            "endpoint_id": endpoint.pk,
+            "url": endpoint.url,
+            "failing_since": failing_since,
+            "failing_for": threshold,
+            "disable_at": disable_at,
+        },
+        owner=owner,
+    )
+
+
+@logged
 def on_delivery_failed(
     sender: Any, *, delivery: Delivery, attempt: DeliveryAttempt | None, **kwargs: Any
 ) -> None:
@@ -101,6 +127,9 @@ def connect_operational_events() -> None:
     """Connected in ``apps.ready``; each receiver checks ``OPERATIONAL_EVENTS`` when it runs."""
     signals.endpoint_disabled.connect(
         on_endpoint_disabled, dispatch_uid="django_hooks.operational.endpoint_disabled"
+    )
+    signals.endpoint_failing.connect(
+        on_endpoint_failing, dispatch_uid="django_hooks.operational.endpoint_failing"
     )
     signals.delivery_failed.connect(
         on_delivery_failed, dispatch_uid="django_hooks.operational.delivery_failed"

@@ -1,23 +1,39 @@
 """Every change of an endpoint's or a delivery's state made by a person or a policy (not an
-attempt's result): disable, enable, retry, cancel. The row updates are the querysets' own
-(``EndpointQuerySet``, ``DeliveryQuerySet``); this adds what goes with them: the signal, the log
-line, the wake-up of a worker.
+attempt's result): disable, enable (and replay what it missed), retry, cancel. The row updates
+are the querysets' own (``EndpointQuerySet``, ``DeliveryQuerySet``); this adds what goes with
+them: the signal, the log line, the wake-up of a worker.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
+from typing import cast
 
-from django.db import transaction
-from django.db.models import QuerySet
+from django.db import connections, router, transaction
+from django.db.models import (
+    CharField,
+    DateTimeField,
+    Exists,
+    Field,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+)
 from django.utils import timezone
 
 from django_hooks import signals
-from django_hooks.models import Delivery, Endpoint
+from django_hooks.event_types import types_q
+from django_hooks.models import Delivery, Endpoint, Event
 from django_hooks.outbound.wakeups import wake
 
-__all__ = ["cancel_deliveries", "disable_endpoint", "enable_endpoint", "retry_deliveries"]
+__all__ = [
+    "Replayed", "cancel_deliveries", "disable_endpoint", "enable_endpoint", "replay_missing",
+    "retry_deliveries",
+]  # fmt: skip
 
 logger = logging.getLogger("django_hooks")
 
@@ -85,3 +101,101 @@ def retry_deliveries(deliveries: QuerySet[Delivery]) -> int:
 def cancel_deliveries(deliveries: QuerySet[Delivery]) -> int:
     """Stop pending deliveries for good (e.g. those of an endpoint that will not come back)."""
     return Delivery.objects.filter(pk__in=deliveries.values("pk")).cancel(timezone.now())
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What ``replay_missing`` did: ``count`` deliveries added for the events created in
+    ``[since, until)``; ``enabled`` if it re-enabled the endpoint first."""
+
+    count: int
+    since: dt.datetime
+    until: dt.datetime
+    enabled: bool = False
+
+
+def replay_missing(
+    endpoint: Endpoint, *, since: dt.datetime | None = None, until: dt.datetime | None = None
+) -> Replayed:
+    """Send ``endpoint`` the events it would have received while it was disabled: those of its
+    owner, matching its subscriptions now, created in ``[since, until)``, that it has no
+    delivery of. A disabled (or inactive) endpoint is enabled first.
+
+    The window defaults to the disabled spell: from ``disabled_at`` to now for an endpoint still
+    disabled, from ``last_disabled_at`` to ``enabled_at`` for one already re-enabled. One
+    ``INSERT ... SELECT`` adds the deliveries, however many; calling it again adds none.
+    Raises ``ValueError`` when there is no window (never disabled, and no ``since``).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        # Locked: two replays of one endpoint at once must not both insert the same events.
+        current = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
+        start: dt.datetime | None = current.disabled_at
+        end = now
+        if start is None:
+            start, end = current.last_disabled_at, current.enabled_at or now
+        since = since or start
+        until = until or (end if since == start else now)
+        if since is None:
+            raise ValueError(
+                f"Endpoint {endpoint.pk} has not been disabled: give the start of the window "
+                "to replay (since)."
+            )
+        if until <= since:
+            raise ValueError("until must be later than since")
+        enabled = not current.is_receiving
+        if enabled:
+            enable_endpoint(endpoint)
+        # Nothing from before the endpoint existed: it would never have received that.
+        count = insert_missing(current, max(since, current.created_at), until, now)
+        if count:
+            transaction.on_commit(wake)
+    logger.info("Replayed %d missed events to webhook endpoint %s", count, endpoint.pk)
+    return Replayed(count, since, until, enabled)
+
+
+def missing_events(endpoint: Endpoint, since: dt.datetime, until: dt.datetime) -> QuerySet[Event]:
+    """The owner's events in ``[since, until)`` matching the endpoint's subscriptions, other
+    than test sends, that the endpoint has no delivery of (in any state)."""
+    if endpoint.owner_content_type_id is None:
+        owned = Q(owner_content_type__isnull=True)
+    else:
+        owned = Q(owner_content_type_id=endpoint.owner_content_type_id, owner_id=endpoint.owner_id)
+    delivered = Delivery.objects.filter(event=OuterRef("pk"), endpoint_id=endpoint.pk)
+    return (
+        Event.objects.filter(owned, types_q(endpoint.event_types), is_test=False,
+                             created_at__gte=since, created_at__lt=until)
+        .exclude(Exists(delivered))
+    )  # fmt: skip
+
+
+def insert_missing(
+    endpoint: Endpoint, since: dt.datetime, until: dt.datetime, now: dt.datetime
+) -> int:
+    """One ``INSERT INTO delivery ... SELECT`` of ``missing_events``, oldest first; how many."""
+    db = router.db_for_write(Delivery)
+    when = DateTimeField()
+    rows = (
+        missing_events(endpoint, since, until)
+        .using(db)
+        .annotate(
+            _endpoint=Value(endpoint.pk, output_field=IntegerField()),
+            _status=Value(Delivery.Status.PENDING.value, output_field=CharField()),
+            _attempts=Value(0, output_field=IntegerField()),
+            _next=Value(now, output_field=when),
+            _created=Value(now, output_field=when),
+            _error=Value("", output_field=CharField()),
+        )
+        .order_by("created_at", "pk")
+        .values_list("pk", "_endpoint", "_status", "_attempts", "_next", "_created", "_error")
+    )
+    select, params = rows.query.get_compiler(using=db).as_sql()
+    connection = connections[db]
+    quote = connection.ops.quote_name
+    names = ("event", "endpoint", "status", "attempts", "next_attempt_at", "created_at",
+             "last_error")  # fmt: skip
+    fields = [cast(Field, Delivery._meta.get_field(name)) for name in names]
+    columns = ", ".join(quote(str(field.column)) for field in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {quote(Delivery._meta.db_table)} ({columns}) {select}", params)
+        return max(cursor.rowcount, 0)

@@ -10,6 +10,7 @@ import logging
 from django_hooks.conf import hooks_settings
 from django_hooks.internal.queue import close_stale_connections
 from django_hooks.outbound import claims
+from django_hooks.outbound.emails import send_owner_email
 from django_hooks.outbound.engine import Drain
 from django_hooks.outbound.wakeups import get_queue, schedule_wake, wake, wake_marker
 
@@ -51,3 +52,8 @@ def watch_leases(at: dt.datetime) -> None:
 def deliver(delivery_ids: list[int]) -> dict[str, int]:
     """Attempt the given deliveries (those still due and unclaimed), each at most once."""
     return _run(Drain(only=delivery_ids))
+
+
+def email_owner(endpoint_id: int, kind: str, details: dict[str, object]) -> int:
+    """The RQ job behind ``OWNER_EMAILS``: one email to an endpoint's owner."""
+    return send_owner_email(endpoint_id, kind, details)

@@ -22,6 +22,7 @@ BODIES = {
     "rotate-secret": {"grace_period": 0},
     "rotate-signing-key": {"grace_period": 0},
     "recover": {"since": "2020-01-01T00:00:00Z"},
+    "replay-missing": {"since": "2020-01-01T00:00:00Z"},
     "test": {},
 }
 
@@ -50,6 +51,7 @@ ROUTES = [
     ("endpoints/{id}/rotate-signing-key/", {"post"}, "endpoint"),
     ("endpoints/{id}/stats/", {"get"}, "endpoint"),
     ("endpoints/{id}/recover/", {"post"}, "endpoint"),
+    ("endpoints/{id}/replay-missing/", {"post"}, "endpoint"),
     ("event-types/", {"get"}, None),
     ("events/", {"get"}, None),
     ("events/{id}/", {"get"}, "event"),
