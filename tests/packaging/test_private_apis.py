@@ -282,15 +282,24 @@ def test_django_compiles_the_delivery_insert_so_dispatch_caches_its_sql():
 
 
 @pytest.mark.django_db
-def test_django_model_state_adding_makes_save_insert():
-    from django_hooks.models import Endpoint
+def test_django_model_state_adding_makes_a_saved_instance_new_again():
+    """After a rolled-back bulk insert, delivery.forget_ids() resets pk and ``_state.adding`` so
+    the next try inserts the same instances afresh."""
+    from tests.testapp.models import Organization
 
-    endpoint = Endpoint.objects.create(url="http://127.0.0.1:9/")
+    first = Organization.objects.create(name="acme")
+    was_adding = first._state.adding
+    first.pk = None
+    first._state.adding = True
+    (again,) = Organization.objects.bulk_create([first])
     relied_on(
-        endpoint._state.adding is False,
+        was_adding is False
+        and again.pk is not None
+        and again._state.adding is False
+        and Organization.objects.count() == 2,
         "django",
         "Model._state.adding",
-        "outbound/delivery.py (attempt rows inserted as new)",
+        "outbound/delivery.py's forget_ids()",
     )
 
 
@@ -577,8 +586,14 @@ def test_urllib3_connection_attributes_the_guard_reads():
         "[::1]", 8080, timeout=3, source_address=("127.0.0.1", 0), socket_options=options
     )
     relied_on(
-        (conn._dns_host, conn.port, conn.timeout, conn.source_address, conn.socket_options)
-        == ("[::1]", 8080, 3, ("127.0.0.1", 0), options),
+        (
+            conn._dns_host.strip("[]"),
+            conn.port,
+            conn.timeout,
+            conn.source_address,
+            conn.socket_options,
+        )
+        == ("::1", 8080, 3, ("127.0.0.1", 0), options),
         "urllib3",
         "HTTPConnection's _dns_host, port, timeout, source_address, socket_options",
         "transport.py's _GuardedMixin._new_conn()",
