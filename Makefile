@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 SERVE_ARGS ?=
 
-.PHONY: demo test lint format typecheck docs bench serve clean check-python
+.PHONY: demo test matrix lint format typecheck docs bench serve clean check-python
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "django-hooks needs Python 3.11+; run: make PYTHON=python3.11 ...")'
@@ -35,6 +35,13 @@ serve: $(VENV)/.demo-installed
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## matrix: the suite in each tox env (Django 5.2 on Python 3.11 and 3.12, 6.0 on 3.12 and 3.13,
+## no optional extras) on SQLite; MATRIX_ENVS="py313-django60" runs some (tox.ini lists them)
+MATRIX_ENVS ?=
+matrix: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[ci]"
+	VENV=$(VENV) bash .ci/matrix $(MATRIX_ENVS) -- $(PYTEST_ARGS)
+
 lint: $(VENV)/.test-installed
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
@@ -59,7 +66,7 @@ docs: $(BIN)/python
 	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir build/site
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info example_project/db.sqlite3
+	rm -rf $(VENV) .tox .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info example_project/db.sqlite3
 
 ## soak: 100,000 deliveries through a worker SIGKILL and a Redis restart; prints lost (must be 0).
 ## Several minutes; not part of `make test` or CI. SOAK_ARGS="--events 100" for a shorter run.

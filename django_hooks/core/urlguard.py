@@ -146,6 +146,16 @@ def _default_resolver(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
 
 
+def _text(ip: IPAddress) -> str:
+    """``str(ip)``, the same on every Python: 3.13 writes an IPv4-mapped address's last 32 bits as
+    dotted IPv4 (``::ffff:127.0.0.1``), 3.11 and 3.12 in hex (``::ffff:7f00:1``), kept here."""
+    if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
+        v4 = int(ip.ipv4_mapped)
+        scope = f"%{ip.scope_id}" if ip.scope_id else ""
+        return f"::ffff:{v4 >> 16:x}:{v4 & 0xFFFF:x}{scope}"
+    return str(ip)
+
+
 def _embedded_ipv4(ip: IPv6Address) -> tuple[str, list[IPv4Address]]:
     """Return the IPv4 address(es) a transition address carries, and what kind of wrapper it is."""
     if ip.ipv4_mapped is not None:
@@ -341,8 +351,8 @@ class URLGuard:
         )
         ip = _parse_ip_literal(host)
         if ip is not None:
-            self.check_address(str(ip))
-            return Target(scheme, str(ip), port, is_ip_literal=True)
+            self.check_address(_text(ip))
+            return Target(scheme, _text(ip), port, is_ip_literal=True)
 
         self._check_special_name(host)
         return Target(scheme, host, port, is_ip_literal=False)
@@ -397,7 +407,7 @@ class URLGuard:
             raise BlockedAddress(f"{ip!r} is not an IP address") from exc
         problem = self._address_problem(address)
         if problem is not None:
-            raise BlockedAddress(f"{address} is {problem}")
+            raise BlockedAddress(f"{_text(address)} is {problem}")
 
     def resolve(self, host: str, port: int) -> list[str]:
         """Resolve ``host`` once and return its addresses, all vetted; any bad one refuses the host.
@@ -406,8 +416,8 @@ class URLGuard:
         """
         literal = _parse_ip_literal(host)
         if literal is not None:
-            self.check_address(str(literal))
-            return [str(literal)]
+            self.check_address(_text(literal))
+            return [_text(literal)]
         try:
             found = self.resolver(host, port)
         except (OSError, UnicodeError) as exc:
@@ -424,9 +434,9 @@ class URLGuard:
                 ) from exc
             problem = self._address_problem(address)
             if problem is not None:
-                raise BlockedAddress(f"{host} resolves to {address}, {problem}")
-            if str(address) not in addresses:
-                addresses.append(str(address))
+                raise BlockedAddress(f"{host} resolves to {_text(address)}, {problem}")
+            if _text(address) not in addresses:
+                addresses.append(_text(address))
         return addresses
 
     def validate(self, url: str, *, resolve: bool = True, strict_dns: bool = False) -> Target:
