@@ -24,7 +24,7 @@ from django.utils.module_loading import import_string
 
 from django_hooks import signals
 from django_hooks.conf import hooks_settings
-from django_hooks.exceptions import QueueUnavailable
+from django_hooks.exceptions import InvalidArgument, QueueUnavailable
 from django_hooks.internal import queue as queues
 from django_hooks.models import Endpoint
 from django_hooks.outbound.delivery import describe_seconds
@@ -112,7 +112,7 @@ def send_owner_email(endpoint_id: int, kind: str, details: dict[str, Any]) -> in
     """Render and send one email to the endpoint's owner; return how many were sent (0: the
     endpoint is gone, or its owner has no address)."""
     if kind not in KINDS:
-        raise ValueError(f"Unknown owner email {kind!r}")
+        raise InvalidArgument(f"Unknown owner email {kind!r}")
     endpoint = Endpoint.objects.filter(pk=endpoint_id).first()
     if endpoint is None:
         return 0

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from django_hooks import signals
 from django_hooks.event_types import types_q
+from django_hooks.exceptions import InvalidArgument
 from django_hooks.models import Delivery, Endpoint, Event
 from django_hooks.outbound.wakeups import wake
 
@@ -137,12 +138,12 @@ def replay_missing(
         since = since or start
         until = until or (end if since == start else now)
         if since is None:
-            raise ValueError(
+            raise InvalidArgument(
                 f"Endpoint {endpoint.pk} has not been disabled: give the start of the window "
                 "to replay (since)."
             )
         if until <= since:
-            raise ValueError("until must be later than since")
+            raise InvalidArgument("until must be later than since")
         enabled = not current.is_receiving
         if enabled:
             enable_endpoint(endpoint)

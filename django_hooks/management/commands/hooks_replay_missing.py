@@ -24,7 +24,7 @@ class Command(BaseCommand):
                             help="Events created at or after: ISO 8601, or an age like 24h "
                                  "(default: when the endpoint was disabled).")  # fmt: skip
         parser.add_argument("--until", type=moment,
-                            help="Events created before (default: when it was re-enabled, or "
+                            help="Events created before (default: when it was enabled again, or "
                                  "now; with --since, now).")  # fmt: skip
 
     def handle(self, *args: Any, endpoint_id: int, since: dt.datetime | None,
