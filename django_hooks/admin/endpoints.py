@@ -35,11 +35,13 @@ from django_hooks.conf import hooks_settings
 from django_hooks.exceptions import EndpointNotReceiving
 from django_hooks.internal.chart import delivery_chart
 from django_hooks.internal.display import show_time, time_text
-from django_hooks.models import Delivery, DeliveryAttempt, Endpoint
+from django_hooks.models import DeliveryAttempt, Endpoint
 from django_hooks.outbound.operations import (
     DeliveryCounts,
     delivery_counts,
     hourly_delivery_counts,
+    last_attempts,
+    latest_attempted_delivery,
     recover_deliveries,
     send_test_event,
 )
@@ -89,28 +91,6 @@ class EndpointChangeList(ChangeList):
         for endpoint in rows:
             endpoint.counts_24h = counts[endpoint.pk]  # type: ignore[attr-defined]
             endpoint.last_attempt = last.get(endpoint.last_delivery_id)  # type: ignore[attr-defined]
-
-
-def last_attempts(delivery_ids: list[int]) -> dict[int, DeliveryAttempt]:
-    """The latest attempt of each delivery: one query."""
-    latest: dict[int, DeliveryAttempt] = {}
-    attempts = (
-        DeliveryAttempt.objects.filter(delivery_id__in=delivery_ids)
-        .only("delivery_id", "number", "status_code", "error", "created_at")
-        .order_by("delivery_id", "number")
-    )
-    for attempt in attempts:
-        latest[attempt.delivery_id] = attempt
-    return latest
-
-
-def latest_attempted_delivery() -> models.Subquery:
-    """The endpoint's most recent delivery that has been attempted, by the (endpoint, created_at)
-    index. No pk tie-breaker: ordered by id, PostgreSQL would walk the primary key instead,
-    reading every other endpoint's deliveries for one that has none (a minute per list page at
-    1M deliveries). ``benchmarks/admin_lists.py`` measures it."""
-    deliveries = Delivery.objects.filter(endpoint=models.OuterRef("pk"), attempts__gt=0)
-    return models.Subquery(deliveries.order_by("-created_at").values("pk")[:1])
 
 
 def describe_counts(counts: DeliveryCounts) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -244,3 +244,25 @@ def find_deliveries(
     if until is not None:
         deliveries = deliveries.filter(created_at__lt=until)
     return deliveries
+
+
+def last_attempts(delivery_ids: list[int]) -> dict[int, DeliveryAttempt]:
+    """The latest attempt of each delivery: one query."""
+    latest: dict[int, DeliveryAttempt] = {}
+    attempts = (
+        DeliveryAttempt.objects.filter(delivery_id__in=delivery_ids)
+        .only("delivery_id", "number", "status_code", "error", "created_at")
+        .order_by("delivery_id", "number")
+    )
+    for attempt in attempts:
+        latest[attempt.delivery_id] = attempt
+    return latest
+
+
+def latest_attempted_delivery() -> Subquery:
+    """The endpoint's most recent delivery that has been attempted, by the (endpoint, created_at)
+    index. No pk tie-breaker: ordered by id, PostgreSQL would walk the primary key instead,
+    reading every other endpoint's deliveries for one that has none (a minute per list page at
+    1M deliveries). ``benchmarks/admin_lists.py`` measures it."""
+    deliveries = Delivery.objects.filter(endpoint=OuterRef("pk"), attempts__gt=0)
+    return Subquery(deliveries.order_by("-created_at").values("pk")[:1])

@@ -36,6 +36,8 @@ from django_hooks.outbound.operations import (
     attempt_latency,
     delivery_counts,
     hourly_delivery_counts,
+    last_attempts,
+    latest_attempted_delivery,
     recover_deliveries,
     send_test_event,
 )
@@ -49,7 +51,6 @@ from django_hooks.portal.forms import (
     TestEventForm,
     subscribable_types,
 )
-from django_hooks.portal.health import last_attempts, latest_attempted_delivery
 from django_hooks.portal.snippets import SNIPPETS
 
 __all__: list[str] = []
