@@ -62,6 +62,8 @@ def test_a_receiver_from_the_inbound_setting_is_not_sent_to_the_login_page():
 
 @LOGIN_REQUIRED
 def test_a_drf_receiver_is_not_sent_to_the_login_page():
+    """A regression guard: DRF already exempts its own views from the login middleware, so this
+    passes without our marking too; it fails if that ever stops being true."""
     response = github_post(Client(enforce_csrf_checks=True), "/hooks/api-github/", event="push")
     assert response.status_code == 200 and response.json()["type"] == "push"
     # A bad signature is DRF's 401, still not a login redirect.
