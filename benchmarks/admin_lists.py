@@ -70,9 +70,15 @@ def main() -> None:
         started = time.perf_counter()
         with connection.cursor() as cursor:
             cursor.execute("TRUNCATE django_hooks_endpoint, django_hooks_event CASCADE")
-            cursor.execute(SEED, {"secret": encryption.encrypt(generate_secret()),
-                                  "endpoints": args.endpoints, "fanout": args.fanout,
-                                  "events": args.deliveries // args.fanout})  # fmt: skip
+            cursor.execute(
+                SEED,
+                {
+                    "secret": encryption.encrypt(generate_secret()),
+                    "endpoints": args.endpoints,
+                    "fanout": args.fanout,
+                    "events": args.deliveries // args.fanout,
+                },
+            )
         seconds = time.perf_counter() - started
         print(f"seeded {Delivery.objects.count()} deliveries in {seconds:.0f}s")
     user = User.objects.filter(username="bench").first() or User.objects.create_superuser(

@@ -244,8 +244,13 @@ def _ssl_detail(exc: BaseException) -> str:
     return str(exc)
 
 
-UNREACHABLE_PREFIXES = ("timed out", "connection refused", "could not resolve host",
-                        "connection error", "connection reset")  # fmt: skip
+UNREACHABLE_PREFIXES = (
+    "timed out",
+    "connection refused",
+    "could not resolve host",
+    "connection error",
+    "connection reset",
+)
 
 
 def _describe_error(exc: BaseException, timeout: float) -> str:

@@ -188,8 +188,14 @@ def main() -> None:
     parser.add_argument("--secret", default="")
     parser.add_argument("--sample", type=int, default=50)
     parser.add_argument("--delay", type=float, default=0, help="milliseconds before answering")
-    parser.add_argument("--path-delay", type=path_delay, action="append", default=[],
-                        metavar="PREFIX=MS", help="per-path override; MS < 0: never answer")  # fmt: skip
+    parser.add_argument(
+        "--path-delay",
+        type=path_delay,
+        action="append",
+        default=[],
+        metavar="PREFIX=MS",
+        help="per-path override; MS < 0: never answer",
+    )
     args = parser.parse_args()
     # Longest prefix first, so that /hang-slow=... can override /hang.
     delays = {**DEFAULT_PATH_DELAYS, **dict(args.path_delay)}

@@ -24,12 +24,14 @@ def end_to_end_section(db: str, e2e: dict[str, Any], targets: list[str]) -> list
         "| sender | deliveries/s, median (min–max) | × bare requests loop | × bare urllib3 loop |",
         "|---|---|---|---|",
     ]
-    for name, label in [("requests", "bare `requests.Session` loop (trust_env off)"),
-                        ("urllib3", "bare `urllib3` loop"),
-                        ("workers_1", "django-hooks, 1 `SimpleWorker` process"),
-                        ("workers_2", "django-hooks, 2 `SimpleWorker` processes"),
-                        ("fork_1", "django-hooks, 1 forking `Worker` (RQ's default)"),
-                        ("pool_2", "django-hooks, `rqworker-pool --num-workers 2`")]:  # fmt: skip
+    for name, label in [
+        ("requests", "bare `requests.Session` loop (trust_env off)"),
+        ("urllib3", "bare `urllib3` loop"),
+        ("workers_1", "django-hooks, 1 `SimpleWorker` process"),
+        ("workers_2", "django-hooks, 2 `SimpleWorker` processes"),
+        ("fork_1", "django-hooks, 1 forking `Worker` (RQ's default)"),
+        ("pool_2", "django-hooks, `rqworker-pool --num-workers 2`"),
+    ]:
         if name not in runs:
             continue
         median = runs[name]["median"]
@@ -49,10 +51,14 @@ def end_to_end_section(db: str, e2e: dict[str, Any], targets: list[str]) -> list
     if db == "SQLite":
         one = runs["workers_1"]["median"] / ref
         two = runs["workers_2"]["median"] / ref
-        targets.append(f"| end-to-end, 1 worker, SQLite ≥ 0.6 × requests loop | {one:.2f} | "
-                       f"{verdict(one >= 0.6)} |")  # fmt: skip
-        targets.append(f"| end-to-end, 2 workers, SQLite ≥ 1.0 × requests loop | {two:.2f} | "
-                       f"{verdict(two >= 1.0)} |")  # fmt: skip
+        targets.append(
+            f"| end-to-end, 1 worker, SQLite ≥ 0.6 × requests loop | {one:.2f} | "
+            f"{verdict(one >= 0.6)} |"
+        )
+        targets.append(
+            f"| end-to-end, 2 workers, SQLite ≥ 1.0 × requests loop | {two:.2f} | "
+            f"{verdict(two >= 1.0)} |"
+        )
     return lines
 
 
@@ -79,8 +85,10 @@ def request_path_section(db: str, rp: dict[str, Any], targets: list[str]) -> lis
     lines.append("")
     if db == "SQLite":
         ratio = rp["10"]["ratio"]["median"]
-        targets.append(f"| `send_event`, 10 endpoints ≤ 3 × plain insert | {ratio:.1f} | "
-                       f"{verdict(ratio <= 3)} |")  # fmt: skip
+        targets.append(
+            f"| `send_event`, 10 endpoints ≤ 3 × plain insert | {ratio:.1f} | "
+            f"{verdict(ratio <= 3)} |"
+        )
         constant = len(set(queries[:3])) == 1
         targets.append(
             f"| constant queries whatever the fan-out | {', '.join(f'{q:g}' for q in queries)} | "
@@ -91,8 +99,10 @@ def request_path_section(db: str, rp: dict[str, Any], targets: list[str]) -> lis
 
 def fanout_section(db: str, fo: dict[str, Any], targets: list[str]) -> list[str]:
     if db == "SQLite":
-        targets.append(f"| fan-out to {fo['endpoints']:,}: `send_event` < 1 s | "
-                       f"{fo['send_event_s']:.2f} s | {verdict(fo['send_event_s'] < 1)} |")  # fmt: skip
+        targets.append(
+            f"| fan-out to {fo['endpoints']:,}: `send_event` < 1 s | "
+            f"{fo['send_event_s']:.2f} s | {verdict(fo['send_event_s'] < 1)} |"
+        )
     return [
         f"### Fan-out, {db}: one event to {fo['endpoints']:,} endpoints",
         "",
@@ -105,8 +115,9 @@ def fanout_section(db: str, fo: dict[str, Any], targets: list[str]) -> list[str]
 def inbound_section(db: str, ib: dict[str, Any], targets: list[str]) -> list[str]:
     ratio = ib["ratio"]["median"]
     if db == "SQLite":
-        targets.append(f"| inbound ≥ 0.8 × undecorated view | {ratio:.2f} | "
-                       f"{verdict(ratio >= 0.8)} |")  # fmt: skip
+        targets.append(
+            f"| inbound ≥ 0.8 × undecorated view | {ratio:.2f} | {verdict(ratio >= 0.8)} |"
+        )
     return [
         f"### Inbound, {db}: {ib['requests']:,} signed calls per run through gunicorn (1 sync worker)",
         "",
@@ -124,10 +135,16 @@ def memory_section(db: str, mem: dict[str, Any], targets: list[str]) -> list[str
     points = ", ".join(
         f"{int(k):,} deliveries: {v / 1024:.1f} MiB" for k, v in mem["rss_kib"].items()
     )
-    targets.append(f"| worker RSS growth {' → '.join(f'{int(k) // 1000}k' for k in mem['rss_kib'])} "
-                   f"< 20 MB | {mem['growth_mib']:.1f} MiB | {verdict(mem['growth_mib'] < 20)} |")  # fmt: skip
-    return [f"### Worker memory, {db}", "", f"RSS of one worker: {points} "
-            f"({mem['seconds']:.0f} s).", ""]  # fmt: skip
+    targets.append(
+        f"| worker RSS growth {' → '.join(f'{int(k) // 1000}k' for k in mem['rss_kib'])} "
+        f"< 20 MB | {mem['growth_mib']:.1f} MiB | {verdict(mem['growth_mib'] < 20)} |"
+    )
+    return [
+        f"### Worker memory, {db}",
+        "",
+        f"RSS of one worker: {points} ({mem['seconds']:.0f} s).",
+        "",
+    ]
 
 
 def slow_section(db: str, slow: dict[str, Any], targets: list[str]) -> list[str]:
@@ -145,22 +162,30 @@ def slow_section(db: str, slow: dict[str, Any], targets: list[str]) -> list[str]
     for delay in [k for k in slow if k.isdigit()]:
         row = slow[delay]
         ratio = row["ratio"]["median"]
-        lines.append(f"| {delay} ms | {spread(row['reference'])} | {spread(row['hooks'])} | "
-                     f"{spread(row['ratio'], '{:.2f}')} |")  # fmt: skip
-        targets.append(f"| late receivers ({delay} ms), {db}: ≥ 0.8 × 64 threads | {ratio:.2f} | "
-                       f"{verdict(ratio >= 0.8)} |")  # fmt: skip
+        lines.append(
+            f"| {delay} ms | {spread(row['reference'])} | {spread(row['hooks'])} | "
+            f"{spread(row['ratio'], '{:.2f}')} |"
+        )
+        targets.append(
+            f"| late receivers ({delay} ms), {db}: ≥ 0.8 × 64 threads | {ratio:.2f} | "
+            f"{verdict(ratio >= 0.8)} |"
+        )
         checks = row["checks"]
         lines.append("")
-        lines.append(f"{delay} ms: succeeded {checks['succeeded']}, duplicates "
-                     f"{checks['duplicates']}, bad signatures {sum(checks['bad_signatures'])}.")  # fmt: skip
+        lines.append(
+            f"{delay} ms: succeeded {checks['succeeded']}, duplicates "
+            f"{checks['duplicates']}, bad signatures {sum(checks['bad_signatures'])}."
+        )
         lines.append("")
     return lines
 
 
 def latency_section(db: str, lat: dict[str, Any], targets: list[str]) -> list[str]:
     p = lat["latency_s"]
-    targets.append(f"| latency p99 at ~200 deliveries/s, {db}: ≤ 1 s | {p['p99']:.3f} s | "
-                   f"{verdict(p['p99'] <= 1)} |")  # fmt: skip
+    targets.append(
+        f"| latency p99 at ~200 deliveries/s, {db}: ≤ 1 s | {p['p99']:.3f} s | "
+        f"{verdict(p['p99'] <= 1)} |"
+    )
     return [
         f"### Latency, {db}: 20 business transactions/s × {lat['endpoints']} endpoints",
         "",
@@ -180,8 +205,10 @@ def latency_section(db: str, lat: dict[str, Any], targets: list[str]) -> list[st
 def noisy_section(db: str, noisy: dict[str, Any], targets: list[str]) -> list[str]:
     ratio = noisy["ratio"]["median"]
     healthy = noisy["endpoints"] - 1
-    targets.append(f"| one hanging endpoint, {db}: healthy endpoints ≤ 1.5 × their time "
-                   f"without it | {ratio:.2f} | {verdict(ratio <= 1.5)} |")  # fmt: skip
+    targets.append(
+        f"| one hanging endpoint, {db}: healthy endpoints ≤ 1.5 × their time "
+        f"without it | {ratio:.2f} | {verdict(ratio <= 1.5)} |"
+    )
     seconds = noisy["seconds"]
     return [
         f"### One hanging endpoint, {db}",
@@ -205,8 +232,10 @@ def noisy_section(db: str, noisy: dict[str, Any], targets: list[str]) -> list[st
 
 def e2e_tx_section(db: str, e2e: dict[str, Any], targets: list[str]) -> list[str]:
     ratio = e2e["ratio"]["median"]
-    targets.append(f"| end-to-end with firing, {db}: ≥ 0.8 × requests loop | {ratio:.2f} | "
-                   f"{verdict(ratio >= 0.8)} |")  # fmt: skip
+    targets.append(
+        f"| end-to-end with firing, {db}: ≥ 0.8 × requests loop | {ratio:.2f} | "
+        f"{verdict(ratio >= 0.8)} |"
+    )
     firing = e2e["checks"]["firing_s"]
     return [
         f"### End-to-end from the business transactions, {db}: {e2e['transactions']} "
@@ -230,10 +259,13 @@ def e2e_tx_section(db: str, e2e: dict[str, Any], targets: list[str]) -> list[str
 def request_tx_section(db: str, rt: dict[str, Any], targets: list[str]) -> list[str]:
     ratio = rt["ratio"]["median"]
     trips = rt["redis_round_trips_per_commit"]
-    targets.append(f"| business transaction with an event, {db}: ≤ 2 × without | {ratio:.1f} | "
-                   f"{verdict(ratio <= 2)} |")  # fmt: skip
-    targets.append(f"| Redis round trips per commit, {db}: ≤ 1 | {trips:.2f} | "
-                   f"{verdict(trips <= 1)} |")  # fmt: skip
+    targets.append(
+        f"| business transaction with an event, {db}: ≤ 2 × without | {ratio:.1f} | "
+        f"{verdict(ratio <= 2)} |"
+    )
+    targets.append(
+        f"| Redis round trips per commit, {db}: ≤ 1 | {trips:.2f} | {verdict(trips <= 1)} |"
+    )
     commands = ", ".join(f"{k} {v:.2f}" for k, v in rt["redis_commands"].items())
     first = ", ".join(f"{k} {v}" for k, v in rt["redis_commands_first_commit"].items())
     return [
@@ -262,12 +294,15 @@ def crash_section(db: str, crash: dict[str, Any], targets: list[str]) -> list[st
     seconds = crash["seconds_to_all_succeeded"]
     ok = seconds is not None and seconds <= 60
     shown = "never (180 s)" if seconds is None else f"{seconds:.1f} s"
-    targets.append(f"| worker SIGKILLed, {db}: all succeeded ≤ 60 s after | {shown} | "
-                   f"{verdict(ok)} |")  # fmt: skip
+    targets.append(
+        f"| worker SIGKILLed, {db}: all succeeded ≤ 60 s after | {shown} | {verdict(ok)} |"
+    )
     dup_ok = crash["duplicates"] <= crash["held_by_killed_worker"]
-    targets.append(f"| worker SIGKILLed, {db}: duplicates ≤ deliveries it held | "
-                   f"{crash['duplicates']} ≤ {crash['held_by_killed_worker']} | "
-                   f"{verdict(dup_ok)} |")  # fmt: skip
+    targets.append(
+        f"| worker SIGKILLed, {db}: duplicates ≤ deliveries it held | "
+        f"{crash['duplicates']} ≤ {crash['held_by_killed_worker']} | "
+        f"{verdict(dup_ok)} |"
+    )
     return [
         f"### A worker killed mid-run, {db}: {crash['deliveries']:,} deliveries",
         "",
@@ -296,17 +331,23 @@ def scale_section(db: str, scale: dict[str, Any], targets: list[str]) -> list[st
     for count in counts:
         row = scale[count]
         duplicates += row["duplicates"]
-        lines.append(f"| {count} | {row['deliveries']:,} | {row['per_second']:,.0f} | "
-                     f"{row['per_second'] / one:.2f} | {row['duplicates']} | "
-                     f"{row.get('drain_jobs_per_worker', '?')} |")  # fmt: skip
+        lines.append(
+            f"| {count} | {row['deliveries']:,} | {row['per_second']:,.0f} | "
+            f"{row['per_second'] / one:.2f} | {row['duplicates']} | "
+            f"{row.get('drain_jobs_per_worker', '?')} |"
+        )
     backlog = scale.get("backlog")
     if backlog:
         duplicates += backlog["duplicates"]
-        lines += ["", f"The same {backlog['deliveries']:,} deliveries recorded in one commit "
-                  f"(a backlog), {backlog['workers']} workers: {backlog['per_second']:,.0f} "
-                  f"deliveries/s, drain jobs per worker {backlog.get('drain_jobs_per_worker')}."]  # fmt: skip
-    targets.append(f"| scaling out, {db}: no duplicates | {duplicates} | "
-                   f"{verdict(duplicates == 0)} |")  # fmt: skip
+        lines += [
+            "",
+            f"The same {backlog['deliveries']:,} deliveries recorded in one commit "
+            f"(a backlog), {backlog['workers']} workers: {backlog['per_second']:,.0f} "
+            f"deliveries/s, drain jobs per worker {backlog.get('drain_jobs_per_worker')}.",
+        ]
+    targets.append(
+        f"| scaling out, {db}: no duplicates | {duplicates} | {verdict(duplicates == 0)} |"
+    )
     return [*lines, ""]
 
 
@@ -315,15 +356,25 @@ def worker_log_section(db: str, problems: list[str]) -> list[str]:
         return [f"Worker stderr, {db}: nothing logged.", ""]
     shown = problems[:20]
     more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
-    return [f"Worker stderr, {db}: {len(problems)} lines{more}:", "", "```",
-            *[line.split(": ", 1)[-1] for line in shown], "```", ""]  # fmt: skip
+    return [
+        f"Worker stderr, {db}: {len(problems)} lines{more}:",
+        "",
+        "```",
+        *[line.split(": ", 1)[-1] for line in shown],
+        "```",
+        "",
+    ]
 
 
 NEW_SECTIONS = [
-    ("slow", slow_section), ("latency", latency_section), ("noisy", noisy_section),
-    ("e2e_tx", e2e_tx_section), ("request_tx", request_tx_section), ("crash", crash_section),
+    ("slow", slow_section),
+    ("latency", latency_section),
+    ("noisy", noisy_section),
+    ("e2e_tx", e2e_tx_section),
+    ("request_tx", request_tx_section),
+    ("crash", crash_section),
     ("scale", scale_section),
-]  # fmt: skip
+]
 
 
 def write_report(

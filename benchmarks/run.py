@@ -49,38 +49,99 @@ def throwaway_postgres() -> Iterator[str | None]:
     if as_postgres:
         shutil.chown(workdir, "postgres")
     port = free_port()
-    subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", f"{workdir}/data", "-A", "trust",
-                    "-U", "postgres"], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", f"{workdir}/data", "-l",
-                    f"{workdir}/log", "-w", "-o",
-                    f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1", "start"],
-                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        [
+            *as_postgres,
+            str(bindir / "initdb"),
+            "-D",
+            f"{workdir}/data",
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        [
+            *as_postgres,
+            str(bindir / "pg_ctl"),
+            "-D",
+            f"{workdir}/data",
+            "-l",
+            f"{workdir}/log",
+            "-w",
+            "-o",
+            f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1",
+            "start",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     try:
-        subprocess.run([*as_postgres, str(bindir.parent / "bin" / "createdb"), "-h", "127.0.0.1",
-                        "-p", str(port), "-U", "postgres", "bench"], check=False)  # fmt: skip
+        subprocess.run(
+            [
+                *as_postgres,
+                str(bindir.parent / "bin" / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "postgres",
+                "bench",
+            ],
+            check=False,
+        )
         yield f"postgres://postgres@127.0.0.1:{port}/bench"
     finally:
-        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", f"{workdir}/data", "-m",
-                        "fast", "-w", "stop"], check=False, stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(
+            [
+                *as_postgres,
+                str(bindir / "pg_ctl"),
+                "-D",
+                f"{workdir}/data",
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
+            check=False,
+            stdout=subprocess.DEVNULL,
+        )
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 def machine() -> dict[str, str]:
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor(),
-    )  # fmt: skip
-    redis_version = subprocess.run([find_redis_server(), "--version"], capture_output=True,
-                                   text=True, check=False).stdout.split()[2:3]  # fmt: skip
+    )
+    redis_version = subprocess.run(
+        [find_redis_server(), "--version"], capture_output=True, text=True, check=False
+    ).stdout.split()[2:3]
     info = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {cpu}",
         "os": platform.platform(),
         "python": platform.python_version(),
         "redis-server": redis_version[0].removeprefix("v=") if redis_version else "?",
     }
-    for package in ("django", "rq", "django-rq", "redis", "requests", "urllib3", "uvloop",
-                    "gunicorn", "psycopg"):  # fmt: skip
+    for package in (
+        "django",
+        "rq",
+        "django-rq",
+        "redis",
+        "requests",
+        "urllib3",
+        "uvloop",
+        "gunicorn",
+        "psycopg",
+    ):
         with contextlib.suppress(Exception):
             info[package] = version(package)
     return info
@@ -88,8 +149,16 @@ def machine() -> dict[str, str]:
 
 def run_suite(name: str, env: dict[str, str], args: argparse.Namespace) -> dict:
     out = OUT / f"{name}.json"
-    command = [sys.executable, str(ROOT / "benchmarks" / "suite.py"), "--out", str(out),
-               "--repeat", str(args.repeat), "--only", args.only]  # fmt: skip
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "suite.py"),
+        "--out",
+        str(out),
+        "--repeat",
+        str(args.repeat),
+        "--only",
+        args.only,
+    ]
     if args.quick:
         command.append("--quick")
     started = time.monotonic()
@@ -101,8 +170,14 @@ def run_suite(name: str, env: dict[str, str], args: argparse.Namespace) -> dict:
 
 def run_transport_cost(quick: bool) -> str:
     """The transport benchmark's printed table (it needs no database)."""
-    command = [sys.executable, str(ROOT / "benchmarks" / "transport_cost.py"),
-               "--repeats", "1" if quick else "3", "--posts", "500" if quick else "2000"]  # fmt: skip
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "transport_cost.py"),
+        "--repeats",
+        "1" if quick else "3",
+        "--posts",
+        "500" if quick else "2000",
+    ]
     print("== HTTP client", flush=True)
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
     return done.stdout if done.returncode == 0 else f"failed:\n{done.stdout}{done.stderr}"
@@ -120,8 +195,12 @@ def main() -> None:
     results: dict[str, dict] = {}
     started = time.monotonic()
     with local_redis() as redis_url:
-        base_env = {**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": str(ROOT),
-                    "DJANGO_SETTINGS_MODULE": "benchmarks.settings"}  # fmt: skip
+        base_env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "PYTHONPATH": str(ROOT),
+            "DJANGO_SETTINGS_MODULE": "benchmarks.settings",
+        }
         base_env.pop("DATABASE_URL", None)
         if "sqlite" in args.databases:
             with tempfile.TemporaryDirectory(prefix="django-hooks-bench-") as tmp:

@@ -65,5 +65,8 @@ if os.environ.get("BENCH_LEASE"):  # to try other leases by hand (the crash benc
     DJANGO_HOOKS["LEASE"] = float(os.environ["BENCH_LEASE"])
 if os.environ.get("BENCH_BATCH_SIZE"):  # to try other batch sizes by hand
     DJANGO_HOOKS["BATCH_SIZE"] = int(os.environ["BENCH_BATCH_SIZE"])
-LOGGING = {"version": 1, "disable_existing_loggers": False,
-           "root": {"handlers": [], "level": "WARNING"}}  # fmt: skip
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"handlers": [], "level": "WARNING"},
+}

@@ -61,8 +61,7 @@ def main() -> int:
     redis = RedisServer()
     logdir = os.environ.get("SOAK_LOGDIR") or tmp.name  # worker and sweeper output
     Path(logdir).mkdir(parents=True, exist_ok=True)
-    pool = WorkerPool(db_name=db_name, redis_url=redis.url, settings=SETTINGS,
-                      logdir=logdir)  # fmt: skip
+    pool = WorkerPool(db_name=db_name, redis_url=redis.url, settings=SETTINGS, logdir=logdir)
     os.environ.update({k: v for k, v in pool.env.items() if k.startswith(("HOOKS_", "DJANGO_"))})
     os.environ.pop("REDIS_URL", None)
     import django
@@ -97,9 +96,11 @@ def main() -> int:
         killed = restarted = False
         rss: list[tuple[int, list[float]]] = []
         last_report = -10.0
-        print(f"soak: {total:,} deliveries ({args.events} events x {args.endpoints} endpoints, "
-              f"{args.failing} failing, {args.flapping} flapping), {args.workers} workers, "
-              f"database {connection.vendor}")  # fmt: skip
+        print(
+            f"soak: {total:,} deliveries ({args.events} events x {args.endpoints} endpoints, "
+            f"{args.failing} failing, {args.flapping} flapping), {args.workers} workers, "
+            f"database {connection.vendor}"
+        )
         while True:
             elapsed = time.monotonic() - started
             if elapsed > args.time_limit:
@@ -136,8 +137,10 @@ def main() -> int:
                 finished = counts.get("succeeded", 0) + counts.get("failed", 0)
                 sizes = [rss_mib(pool.pid(n)) or 0.0 for n in workers]
                 rss.append((int(elapsed), sizes))
-                print(f"[{elapsed:5.0f}s] {counts}  worker RSS MiB "
-                      f"{', '.join(f'{s:.0f}' for s in sizes)}")  # fmt: skip
+                print(
+                    f"[{elapsed:5.0f}s] {counts}  worker RSS MiB "
+                    f"{', '.join(f'{s:.0f}' for s in sizes)}"
+                )
                 if sent >= args.events and finished == total:
                     break
             time.sleep(0.5 if sent < args.events else 2)
@@ -163,12 +166,15 @@ def main() -> int:
         print(f"  unfinished      {unfinished} (pending at the time limit)")
         print(f"  duplicates      {duplicates} (POSTed again after a kill or a lost result)")
         print(f"  receiver        {len(receiver.log):,} requests, {len(accepted):,} accepted ids")
-        print(f"  faults          {pool.killed} worker SIGKILL, {int(restarted)} Redis restart, "
-              f"{pool.started} worker starts")  # fmt: skip
+        print(
+            f"  faults          {pool.killed} worker SIGKILL, {int(restarted)} Redis restart, "
+            f"{pool.started} worker starts"
+        )
         samples = rss[:: max(1, len(rss) // 12)]
-        print("  worker RSS MiB  " + "  ".join(
-            f"{t}s:{'/'.join(f'{s:.0f}' for s in sizes)}" for t, sizes in samples
-        ))  # fmt: skip
+        print(
+            "  worker RSS MiB  "
+            + "  ".join(f"{t}s:{'/'.join(f'{s:.0f}' for s in sizes)}" for t, sizes in samples)
+        )
         return 1 if lost or unfinished else 0
     finally:
         pool.stop()

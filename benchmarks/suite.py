@@ -75,10 +75,21 @@ def receiver(delay_ms: float = 0) -> Iterator[str]:
     """A receiver answering every POST after ``delay_ms`` (paths under ``/hang`` never)."""
     port = free_port()
     process = subprocess.Popen(
-        [PYTHON, str(ROOT / "benchmarks" / "receiver.py"), "--port", str(port),
-         "--secret", BENCH_SECRET, "--sample", "50", "--delay", str(delay_ms)],
-        stdout=subprocess.DEVNULL, env=child_env(),
-    )  # fmt: skip
+        [
+            PYTHON,
+            str(ROOT / "benchmarks" / "receiver.py"),
+            "--port",
+            str(port),
+            "--secret",
+            BENCH_SECRET,
+            "--sample",
+            "50",
+            "--delay",
+            str(delay_ms),
+        ],
+        stdout=subprocess.DEVNULL,
+        env=child_env(),
+    )
     try:
         wait_for_port(port, process)
         yield f"http://127.0.0.1:{port}"
@@ -101,12 +112,23 @@ def reset_receiver(base: str) -> None:
 
 WORKER_KINDS = {
     # name: (processes, command)
-    "simple": ["rqworker", "{queue}", "--with-scheduler", "--worker-class",
-               "rq.worker.SimpleWorker"],
+    "simple": [
+        "rqworker",
+        "{queue}",
+        "--with-scheduler",
+        "--worker-class",
+        "rq.worker.SimpleWorker",
+    ],
     "fork": ["rqworker", "{queue}", "--with-scheduler", "--worker-class", "rq.worker.Worker"],
-    "pool": ["rqworker-pool", "{queue}", "--num-workers", "{count}", "--worker-class",
-             "rq.worker.SimpleWorker"],
-}  # fmt: skip
+    "pool": [
+        "rqworker-pool",
+        "{queue}",
+        "--num-workers",
+        "{count}",
+        "--worker-class",
+        "rq.worker.SimpleWorker",
+    ],
+}
 
 
 #: Every worker's stderr goes to a file here; ``worker_log_problems`` reads them after a run.
@@ -122,8 +144,10 @@ def start_worker(kind: str = "simple", count: int = 1) -> subprocess.Popen[bytes
     ) as log:
         return subprocess.Popen(
             [PYTHON, "-m", "django", *args],
-            stdout=subprocess.DEVNULL, stderr=log, env=child_env(),
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env=child_env(),
+        )
 
 
 #: Lines of Django's system check for the benchmark settings (ALLOWED_NETWORKS), not problems.
@@ -174,8 +198,11 @@ def drains_per_worker() -> list[int]:
 
     counts = []
     for worker in Worker.all(connection=get_queue().connection):
-        counts.append(worker.successful_job_count + worker.failed_job_count
-                      + (1 if worker.get_current_job_id() else 0))  # fmt: skip
+        counts.append(
+            worker.successful_job_count
+            + worker.failed_job_count
+            + (1 if worker.get_current_job_id() else 0)
+        )
     return sorted(counts, reverse=True)
 
 
@@ -215,7 +242,7 @@ def event_data(n: int) -> dict[str, Any]:
                 "unit_price": "12.99",
             }
             for i in range(8)
-        ],  # fmt: skip
+        ],
     }
 
 
@@ -450,10 +477,21 @@ def bench_inbound(repeat: int, count: int) -> dict[str, Any]:
     reset_data()
     port = free_port()
     server = subprocess.Popen(
-        [PYTHON, "-m", "gunicorn", "benchmarks.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, env=child_env(),
-    )  # fmt: skip
+        [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "benchmarks.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        env=child_env(),
+    )
     signer = Signer([BENCH_SECRET])
     body = encode_body("order.paid", timezone.now(), event_data(1))
     pool = urllib3.HTTPConnectionPool("127.0.0.1", port, maxsize=1)
@@ -466,12 +504,14 @@ def bench_inbound(repeat: int, count: int) -> dict[str, Any]:
                 for n in range(count):
                     msg_id = f"msg_in{name}{round_}x{n:08d}"
                     timestamp = int(time.time())
-                    calls.append({
-                        "content-type": "application/json",
-                        "webhook-id": msg_id,
-                        "webhook-timestamp": str(timestamp),
-                        "webhook-signature": signer.header(msg_id, timestamp, body),
-                    })  # fmt: skip
+                    calls.append(
+                        {
+                            "content-type": "application/json",
+                            "webhook-id": msg_id,
+                            "webhook-timestamp": str(timestamp),
+                            "webhook-signature": signer.header(msg_id, timestamp, body),
+                        }
+                    )
                 started = time.perf_counter()
                 for headers in calls:
                     response = pool.request("POST", f"/in/{name}/", body=body, headers=headers)
@@ -761,8 +801,11 @@ def bench_e2e_tx(base: str, repeat: int, transactions: int, endpoints: int) -> d
             "duplicates": receiver_stats(base)["duplicates"],
         }
 
-    return {"transactions": transactions, "endpoints": endpoints,
-            **compare_runs(repeat, reference, hooks)}  # fmt: skip
+    return {
+        "transactions": transactions,
+        "endpoints": endpoints,
+        **compare_runs(repeat, reference, hooks),
+    }
 
 
 def redis_calls() -> Counter[str]:
@@ -1012,9 +1055,12 @@ def main() -> None:
     with fast_receiver() as base:
         if "e2e" in only:
             results["end_to_end"] = bench_end_to_end(
-                base, args.repeat, events=200 if quick else 2000, endpoints=5,
+                base,
+                args.repeat,
+                events=200 if quick else 2000,
+                endpoints=5,
                 compare_workers=connection.vendor == "sqlite",
-            )  # fmt: skip
+            )
         if "request" in only:
             results["request_path"] = bench_request_path(base, args.repeat)
         if "fanout" in only:

@@ -54,8 +54,12 @@ def timed(calls: int, telemetry: bool) -> float:
     gc.collect()
 
     data = {"id": 42, "total": "9.90", "items": [{"sku": "A-1", "qty": 2}]}
-    with override_settings(DJANGO_HOOKS={"ALLOWED_NETWORKS": ["127.0.0.0/8"],
-                                         "TELEMETRY": telemetry}), wakeups.paused():  # fmt: skip
+    with (
+        override_settings(
+            DJANGO_HOOKS={"ALLOWED_NETWORKS": ["127.0.0.0/8"], "TELEMETRY": telemetry}
+        ),
+        wakeups.paused(),
+    ):
         django_hooks.send_event("order.paid", data)  # warm: caches, compiled SQL, instruments
         started = time.perf_counter()
         for _ in range(calls):

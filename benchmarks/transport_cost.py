@@ -44,8 +44,11 @@ Post = Callable[[int], int]  # n -> status code
 
 
 def signed_request(n: int) -> tuple[bytes, dict[str, str]]:
-    body = (b'{"type":"order.paid","timestamp":"2024-01-01T00:00:00Z","data":{"id":%d,"note":"'
-            % n + b"x" * 900 + b'"}}')  # fmt: skip
+    body = (
+        b'{"type":"order.paid","timestamp":"2024-01-01T00:00:00Z","data":{"id":%d,"note":"' % n
+        + b"x" * 900
+        + b'"}}'
+    )
     msg_id, timestamp = f"msg_{n:08d}", int(time.time())
     headers = {
         "content-type": "application/json",
@@ -183,12 +186,16 @@ def report(results: dict, posts: int, threads: int, repeats: int) -> None:
         print(f"{mode:<14} {name:<30} {statistics.median(rates):>9,.0f}   {runs}")
     print()
     for mode in ("sequential", f"{threads} threads"):
-        old, new, bare = (results[(mode, name)] for name in
-                          ("urllib3 (old)", "requests (new)", "bare Session.post (context)"))  # fmt: skip
+        old, new, bare = (
+            results[(mode, name)]
+            for name in ("urllib3 (old)", "requests (new)", "bare Session.post (context)")
+        )
         vs_old = statistics.median(n / o for n, o in zip(new, old, strict=True))
         vs_bare = statistics.median(n / b for n, b in zip(new, bare, strict=True))
-        print(f"{mode}: requests transport / urllib3 transport = {vs_old:.2f}x; "
-              f"/ bare Session.post = {vs_bare:.2f}x")  # fmt: skip
+        print(
+            f"{mode}: requests transport / urllib3 transport = {vs_old:.2f}x; "
+            f"/ bare Session.post = {vs_bare:.2f}x"
+        )
 
 
 if __name__ == "__main__":

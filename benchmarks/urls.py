@@ -18,9 +18,13 @@ def verified(request: HttpRequest) -> HttpResponse:
 def plain(request: HttpRequest) -> HttpResponse:
     body = request.body
     InboundWebhook.objects.create(
-        source="plain", provider="none", webhook_id=request.headers["webhook-id"],
-        event_type="bench.inbound", headers=dict(request.headers), body=body,
-    )  # fmt: skip
+        source="plain",
+        provider="none",
+        webhook_id=request.headers["webhook-id"],
+        event_type="bench.inbound",
+        headers=dict(request.headers),
+        body=body,
+    )
     return HttpResponse(status=204)
 
 

@@ -113,9 +113,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         session.close()
     errors.extend(_check_warnings_and_telemetry())
 
-    positive = ("TIMEOUT", "DISABLE_AFTER", "MAX_PAYLOAD_BYTES", "BATCH_SIZE", "CONCURRENCY",
-                "ENDPOINT_CONCURRENCY", "LEASE", "RESPONSE_READ_LIMIT",
-                "RESPONSE_STORE_LIMIT", "FEED_CONNECTIONS_PER_OWNER")  # fmt: skip
+    positive = (
+        "TIMEOUT",
+        "DISABLE_AFTER",
+        "MAX_PAYLOAD_BYTES",
+        "BATCH_SIZE",
+        "CONCURRENCY",
+        "ENDPOINT_CONCURRENCY",
+        "LEASE",
+        "RESPONSE_READ_LIMIT",
+        "RESPONSE_STORE_LIMIT",
+        "FEED_CONNECTIONS_PER_OWNER",
+    )
     for name in positive:
         value = getattr(hooks_settings, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:

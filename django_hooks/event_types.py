@@ -64,16 +64,17 @@ def is_pattern(value: Any) -> bool:
 def pattern_problems(patterns: Any) -> list[str]:
     """What is wrong with a list of subscription patterns, naming each bad entry."""
     if not isinstance(patterns, list):
-        return [f"Must be a list of event types {_PATTERN_EXAMPLE}; "
-                f"got {type(patterns).__name__}."]  # fmt: skip
+        return [f"Must be a list of event types {_PATTERN_EXAMPLE}; got {type(patterns).__name__}."]
     problems = []
     for entry in patterns:
         if not isinstance(entry, str):
-            problems.append(f"{entry!r} is not an event type: entries are strings "
-                            f"{_PATTERN_EXAMPLE}.")  # fmt: skip
+            problems.append(
+                f"{entry!r} is not an event type: entries are strings {_PATTERN_EXAMPLE}."
+            )
         elif not is_pattern(entry):
-            problems.append(f"{entry!r} is not an event type or pattern: use names "
-                            f"{_PATTERN_EXAMPLE}.")  # fmt: skip
+            problems.append(
+                f"{entry!r} is not an event type or pattern: use names {_PATTERN_EXAMPLE}."
+            )
     return problems
 
 
@@ -163,8 +164,9 @@ def _from_setting() -> dict[str, EventType]:
                 '"description", "schema" and/or "example".'
             )
         try:
-            declared[name] = _checked(name, options.get("description", ""), options.get("schema"),
-                                      options.get("example"))  # fmt: skip
+            declared[name] = _checked(
+                name, options.get("description", ""), options.get("schema"), options.get("example")
+            )
         except InvalidEventType as exc:
             raise ConfigurationError(f"DJANGO_HOOKS['EVENT_TYPES']: {exc}") from None
     return declared

@@ -41,10 +41,26 @@ INBOUND_LEASE = 300  # seconds a handler run may take before its call may be run
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # Headers the sender owns: a custom header may not replace them.
 RESERVED_HEADERS = frozenset(
-    {"host", "content-type", "content-length", "content-encoding", "transfer-encoding",
-     "connection", "accept-encoding", "user-agent", "te", "upgrade", "trailer", "expect",
-     "keep-alive", "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"}
-)  # fmt: skip
+    {
+        "host",
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "transfer-encoding",
+        "connection",
+        "accept-encoding",
+        "user-agent",
+        "te",
+        "upgrade",
+        "trailer",
+        "expect",
+        "keep-alive",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+    }
+)
 #: What a tenant may put in an endpoint's ``headers``: each is copied into every attempt.
 MAX_CUSTOM_HEADERS = 20
 #: Previous secrets still signing during their grace period, at most (newest kept).
@@ -123,7 +139,7 @@ class EncryptedJSONField(models.JSONField):
         return value
 
 
-class UnreadableHeaders(dict):  # type: ignore[type-arg]
+class UnreadableHeaders(dict):
     """Stored headers no configured key can decrypt: empty, and refused when sent or saved."""
 
     message = (
@@ -180,13 +196,20 @@ class EndpointQuerySet(models.QuerySet["Endpoint"]):
         spell is remembered (``last_disabled_at`` to ``enabled_at``) for ``replay_missing``."""
         was_disabled = Q(disabled_at__isnull=False)
         return self.update(
-            last_disabled_at=Case(When(was_disabled, then=F("disabled_at")),
-                                  default=F("last_disabled_at")),
+            last_disabled_at=Case(
+                When(was_disabled, then=F("disabled_at")), default=F("last_disabled_at")
+            ),
             enabled_at=Case(When(was_disabled, then=Value(now)), default=F("enabled_at")),
-            is_active=True, disabled_at=None, disabled_reason="", disabled_by="",
-            failing_since=None, failure_warnings_sent=0, paused_until=None, circuit_failures=0,
+            is_active=True,
+            disabled_at=None,
+            disabled_reason="",
+            disabled_by="",
+            failing_since=None,
+            failure_warnings_sent=0,
+            paused_until=None,
+            circuit_failures=0,
             updated_at=now,
-        )  # fmt: skip
+        )
 
 
 class SigningScheme(models.TextChoices):
@@ -218,9 +241,12 @@ class Endpoint(OwnedModel):
     disabled_reason = models.CharField(_("disabled reason"), max_length=255, blank=True)
     #: Who disabled it: an operator's disable stays until an operator lifts it (not the owner).
     disabled_by = models.CharField(
-        _("disabled by"), max_length=10, blank=True, editable=False,
+        _("disabled by"),
+        max_length=10,
+        blank=True,
+        editable=False,
         choices=[("system", _("django-hooks (failing)")), ("operator", _("an operator"))],
-    )  # fmt: skip
+    )
     failing_since = models.DateTimeField(null=True, blank=True, editable=False)
     #: How many of FAILURE_WARNINGS' thresholds this failing spell has been warned of: each
     #: warning (signal, operational event, owner email) goes out once, whoever records it.
@@ -231,9 +257,11 @@ class Endpoint(OwnedModel):
     send_traceparent = models.BooleanField(
         _("send traceparent"),
         default=False,
-        help_text=_("Send the W3C traceparent header of the request that sent each event "
-                    "(OpenTelemetry), so the receiver's traces continue ours."),
-    )  # fmt: skip
+        help_text=_(
+            "Send the W3C traceparent header of the request that sent each event "
+            "(OpenTelemetry), so the receiver's traces continue ours."
+        ),
+    )
     max_concurrency = models.PositiveIntegerField(
         _("max concurrency"),
         null=True,
@@ -271,10 +299,17 @@ class Endpoint(OwnedModel):
     # The credentials the receiver demands (``auth``): the whole credential encrypted, and
     # its kind and non-secret parts in clear, for lists and API responses.
     auth_kind = models.CharField(
-        _("receiver credentials"), max_length=10, blank=True, editable=False,
-        choices=[("basic", _("HTTP Basic")), ("bearer", _("Bearer token")),
-                 ("oauth2", _("OAuth2 client credentials")), ("mtls", _("TLS client certificate"))],
-    )  # fmt: skip
+        _("receiver credentials"),
+        max_length=10,
+        blank=True,
+        editable=False,
+        choices=[
+            ("basic", _("HTTP Basic")),
+            ("bearer", _("Bearer token")),
+            ("oauth2", _("OAuth2 client credentials")),
+            ("mtls", _("TLS client certificate")),
+        ],
+    )
     auth_public = models.JSONField(default=dict, blank=True, editable=False)
     auth_ciphertext = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
@@ -414,7 +449,7 @@ class Endpoint(OwnedModel):
     _validated_token_url: str | None = None
 
     @classmethod
-    def from_db(cls, *args: Any, **kwargs: Any) -> Endpoint:  # type: ignore[override]
+    def from_db(cls, *args: Any, **kwargs: Any) -> Endpoint:
         instance = super().from_db(*args, **kwargs)
         instance._validated_url = instance.__dict__.get("url")
         public = instance.__dict__.get("auth_public")
@@ -469,8 +504,15 @@ class Endpoint(OwnedModel):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         update_fields = kwargs.get("update_fields")
-        validated = {"url", "event_types", "headers", "max_concurrency", "rate_limit",
-                     "signing_scheme", "auth_public"}  # fmt: skip
+        validated = {
+            "url",
+            "event_types",
+            "headers",
+            "max_concurrency",
+            "rate_limit",
+            "signing_scheme",
+            "auth_public",
+        }
         if update_fields is None or validated & set(update_fields):
             self.validate()
             self._validated_url = self.url
@@ -639,16 +681,22 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
     def retry(self, now: dt.datetime) -> int:
         """Failed or cancelled ones pending again from ``now`` (attempts keep counting)."""
         return self.exclude(status__in=[Delivery.Status.SUCCEEDED, Delivery.Status.PENDING]).update(
-            status=Delivery.Status.PENDING, next_attempt_at=now, completed_at=None,
-            locked_until=None, claim_token=None,
-        )  # fmt: skip
+            status=Delivery.Status.PENDING,
+            next_attempt_at=now,
+            completed_at=None,
+            locked_until=None,
+            claim_token=None,
+        )
 
     def cancel(self, now: dt.datetime) -> int:
         """Pending ones stopped for good."""
         return self.pending().update(
-            status=Delivery.Status.CANCELLED, completed_at=now, next_attempt_at=None,
-            locked_until=None, claim_token=None,
-        )  # fmt: skip
+            status=Delivery.Status.CANCELLED,
+            completed_at=now,
+            next_attempt_at=None,
+            locked_until=None,
+            claim_token=None,
+        )
 
 
 class Delivery(models.Model):

@@ -8,9 +8,12 @@ from typing import Any
 from django.dispatch import Signal
 
 __all__ = [
-    "delivery_failed", "delivery_succeeded", "endpoint_disabled", "endpoint_failing",
+    "delivery_failed",
+    "delivery_succeeded",
+    "endpoint_disabled",
+    "endpoint_failing",
     "webhook_received",
-]  # fmt: skip
+]
 
 logger = logging.getLogger("django_hooks.signals")
 

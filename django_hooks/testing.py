@@ -61,8 +61,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None, *,
-                  timeout: float = 30.0) -> None:  # fmt: skip
+def wait_for_port(
+    port: int, process: subprocess.Popen[bytes] | None = None, *, timeout: float = 30.0
+) -> None:
     """Wait until something accepts connections on 127.0.0.1:``port``.
 
     Raises ``ServerDidNotStart`` (a ``RuntimeError``) when ``process`` (the server being
@@ -89,11 +90,26 @@ def local_redis(*, use_env: bool = True, timeout: float = 10.0) -> Iterator[str]
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="django-hooks-redis-") as workdir:
         process = subprocess.Popen(  # noqa: S603  (our own binary, fixed arguments)
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", workdir, "--daemonize", "no", "--loglevel", "warning"],
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                workdir,
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         try:
             deadline = time.monotonic() + timeout
             while True:

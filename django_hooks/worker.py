@@ -59,8 +59,9 @@ class Sweeper(threading.Thread):
                 sweep(grace=SWEEP_GRACE)
                 sweep_calls()
             except Exception:  # Redis or the database away: the next round tries again
-                logger.warning("The worker's sweep failed; trying again in %ss", self.every,
-                               exc_info=True)  # fmt: skip
+                logger.warning(
+                    "The worker's sweep failed; trying again in %ss", self.every, exc_info=True
+                )
             finally:
                 connections.close_all()
 

@@ -117,5 +117,5 @@ def hooks(**overrides):
             "RETRY_SCHEDULE": [0, 0, 0],
             "TIMEOUT": 2,
             **overrides,
-        }  # fmt: skip
+        }
     )

@@ -20,8 +20,11 @@ def test_the_demo_delivers_and_verifies_every_webhook(tmp_path, redis_url):
     env.pop("DJANGO_SETTINGS_MODULE", None)
     result = subprocess.run(
         [sys.executable, str(ROOT / "example_project" / "manage.py"), "demo", "--timeout", "60"],
-        env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert out.rstrip().endswith("All webhooks delivered and verified.")
@@ -29,8 +32,10 @@ def test_the_demo_delivers_and_verifies_every_webhook(tmp_path, redis_url):
 
     sections = dict(re.findall(r"^(\w[\w ]+) \((\w+)\): endpoint", out, re.MULTILINE))
     assert sorted(sections.values()) == ["acme", "globex"]
-    for slug, expected in [("acme", ["order.created", "order.updated"]),
-                           ("globex", ["order.created", "order.deleted"])]:  # fmt: skip
+    for slug, expected in [
+        ("acme", ["order.created", "order.updated"]),
+        ("globex", ["order.created", "order.deleted"]),
+    ]:
         section = out.split(f"({slug}): endpoint", 1)[1].split("\n\n", 1)[0]
         rows = [line.split() for line in section.splitlines() if line.strip().startswith("msg_")]
         assert [row[1] for row in rows] == expected, section

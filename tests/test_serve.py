@@ -84,21 +84,37 @@ def get(url: str, **kwargs) -> requests.Response | None:
 def test_serve_runs_the_site_and_worker_and_ctrl_c_stops_them_all(tmp_path):
     port = free_port()
     site = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "EXAMPLE_DB": str(tmp_path / "serve.sqlite3"),
-           "DJANGO_SUPERUSER_PASSWORD": "serve-test-password"}  # fmt: skip
+    env = {
+        **os.environ,
+        "EXAMPLE_DB": str(tmp_path / "serve.sqlite3"),
+        "DJANGO_SUPERUSER_PASSWORD": "serve-test-password",
+    }
     for name in ("DJANGO_SETTINGS_MODULE", "REDIS_URL"):  # its own embedded Redis
         env.pop(name, None)
     log = tmp_path / "serve.log"
     with log.open("wb") as output:
         serve = subprocess.Popen(
-            [sys.executable, str(ROOT / "example_project" / "manage.py"), "serve", "--port",
-             str(port), "--sweep-every", "1"], env=env, stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(ROOT / "example_project" / "manage.py"),
+                "serve",
+                "--port",
+                str(port),
+                "--sweep-every",
+                "1",
+            ],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_until(
             lambda: (r := get(f"{site}/admin/login/")) is not None and r.status_code == 200,
-            90, "the admin login page", serve, log,
-        )  # fmt: skip
+            90,
+            "the admin login page",
+            serve,
+            log,
+        )
         wait_until(lambda: "Press Ctrl-C to stop." in log.read_text(), 10, "the banner", serve, log)
         out = log.read_text()
         assert_page_shows(DOCS / "example.md", "## `make serve`", out)  # the page shows this run
@@ -109,11 +125,17 @@ def test_serve_runs_the_site_and_worker_and_ctrl_c_stops_them_all(tmp_path):
         form = session.get(f"{site}/admin/login/", timeout=5).text
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)[1]
         logged_in = session.post(
-            f"{site}/admin/login/?next=/admin/", timeout=5, allow_redirects=False,
-            data={"username": "admin", "password": "serve-test-password",
-                  "csrfmiddlewaretoken": token, "next": "/admin/"},
+            f"{site}/admin/login/?next=/admin/",
+            timeout=5,
+            allow_redirects=False,
+            data={
+                "username": "admin",
+                "password": "serve-test-password",
+                "csrfmiddlewaretoken": token,
+                "next": "/admin/",
+            },
             headers={"Referer": f"{site}/admin/login/"},
-        )  # fmt: skip
+        )
         assert logged_in.status_code == 302 and logged_in.headers["Location"] == "/admin/"
 
         # The printed customer login sees only its own endpoint, and the worker delivers to it.

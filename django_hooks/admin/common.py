@@ -26,7 +26,7 @@ class CappedPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return self.object_list[:COUNT_CAP].count()  # type: ignore[attr-defined,no-any-return]
+        return self.object_list[:COUNT_CAP].count()  # type: ignore[attr-defined]
 
 
 def pretty_json(value: Any) -> str:

@@ -19,8 +19,17 @@ from django_hooks.models import Endpoint
 __all__: list[str] = []
 
 #: Form field of each credential part (``credentials_<part>``), and which parts are secret.
-PARTS = ("username", "password", "token", "token_url", "client_id", "client_secret", "scope",
-         "certificate", "private_key")  # fmt: skip
+PARTS = (
+    "username",
+    "password",
+    "token",
+    "token_url",
+    "client_id",
+    "client_secret",
+    "scope",
+    "certificate",
+    "private_key",
+)
 SECRET_PARTS = frozenset({"password", "token", "client_secret", "private_key"})
 FIELDS = ["credentials_kind", *(f"credentials_{part}" for part in PARTS)]
 KEEP = "Leave blank to keep the stored value."
@@ -35,12 +44,18 @@ def _secret(label: str, *, multiline: bool = False) -> forms.CharField:
     return forms.CharField(label=label, required=False, strip=False, widget=widget, help_text=KEEP)
 
 
-class EndpointCredentialsForm(forms.ModelForm):  # type: ignore[type-arg]
+class EndpointCredentialsForm(forms.ModelForm):
     credentials_kind = forms.ChoiceField(
-        label="kind", required=False,
-        choices=[("", "none"), ("basic", "HTTP Basic"), ("bearer", "Bearer token"),
-                 ("oauth2", "OAuth2 client credentials"), ("mtls", "TLS client certificate")],
-    )  # fmt: skip
+        label="kind",
+        required=False,
+        choices=[
+            ("", "none"),
+            ("basic", "HTTP Basic"),
+            ("bearer", "Bearer token"),
+            ("oauth2", "OAuth2 client credentials"),
+            ("mtls", "TLS client certificate"),
+        ],
+    )
     credentials_username = forms.CharField(label="username (Basic)", required=False)
     credentials_password = _secret("password (Basic)")
     credentials_token = _secret("token (Bearer)")

@@ -55,12 +55,24 @@ from django_hooks.outbound.state import (
 __all__: list[str] = []
 
 WINDOW = dt.timedelta(hours=24)
-OPERATIONS = ("send_test", "enable", "disable", "rotate_secret", "reveal_secret",
-              "rotate_signing_key", "recover", "replay_missing")  # fmt: skip
+OPERATIONS = (
+    "send_test",
+    "enable",
+    "disable",
+    "rotate_secret",
+    "reveal_secret",
+    "rotate_signing_key",
+    "recover",
+    "replay_missing",
+)
 CHART_HOURS = 48
 #: Never needed on the list and change pages: not even their ciphertext is read.
-CREDENTIAL_FIELDS = ("secret_ciphertext", "previous_secrets", "signing_key_ciphertext",
-                     "previous_signing_keys")  # fmt: skip
+CREDENTIAL_FIELDS = (
+    "secret_ciphertext",
+    "previous_secrets",
+    "signing_key_ciphertext",
+    "previous_signing_keys",
+)
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -165,23 +177,50 @@ class EndpointAdmin(CredentialsFieldset, DeletesDeliveriesInBatches, admin.Model
     delivery_field = "endpoint"
     form = EndpointForm
     # The id first: the management commands (hooks_send_test, hooks_retry --endpoint) take it.
-    list_display = ["id", "url", "owner_display", "state", "subscriptions", "deliveries_24h",
-                    "last_attempt_display"]  # fmt: skip
+    list_display = [
+        "id",
+        "url",
+        "owner_display",
+        "state",
+        "subscriptions",
+        "deliveries_24h",
+        "last_attempt_display",
+    ]
     list_display_links = ["id", "url"]
     list_filter = [StateFilter]
     search_fields = ["=id", "url", "description"]
     # Shown on the change page only: on the add page there is nothing to show yet.
-    readonly_fields = ["id", "state", "disabled_at_display", "disabled_reason",
-                       "failing_since_display", "owner_display", "public_keys_display",
-                       "created_display", "updated_display"]  # fmt: skip
+    readonly_fields = [
+        "id",
+        "state",
+        "disabled_at_display",
+        "disabled_reason",
+        "failing_since_display",
+        "owner_display",
+        "public_keys_display",
+        "created_display",
+        "updated_display",
+    ]
     fieldsets = [
         (None, {"fields": ["url", "description", "event_types", "headers", "is_active"]}),
         ("Owner", {"fields": ["owner_content_type", "owner_id", "owner_display"]}),
         ("Limits", {"fields": ["max_concurrency", "rate_limit", "send_traceparent"]}),
         ("Signing", {"fields": ["signing_scheme", "public_keys_display"]}),
-        ("State", {"fields": ["id", "state", "disabled_at_display", "disabled_reason",
-                              "failing_since_display", "created_display", "updated_display"]}),
-    ]  # fmt: skip
+        (
+            "State",
+            {
+                "fields": [
+                    "id",
+                    "state",
+                    "disabled_at_display",
+                    "disabled_reason",
+                    "failing_since_display",
+                    "created_display",
+                    "updated_display",
+                ]
+            },
+        ),
+    ]
     actions = ["enable", "enable_and_replay", "disable", "send_test"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     change_form_template = "django_hooks/admin/endpoint_change_form.html"
@@ -289,7 +328,7 @@ class EndpointAdmin(CredentialsFieldset, DeletesDeliveriesInBatches, admin.Model
         counts = getattr(endpoint, "counts_24h", None)
         if counts is None:  # outside the list page (e.g. a custom view): one query
             counts = delivery_counts([endpoint.pk], since=timezone.now() - WINDOW)[endpoint.pk]
-        return counts  # type: ignore[no-any-return]
+        return counts
 
     # -- list actions ---------------------------------------------------------------------------
 

@@ -39,9 +39,16 @@ class EventTypesField(forms.Field):
         kwargs.setdefault("required", False)
         kwargs.setdefault(
             "widget",
-            forms.Textarea(attrs={"rows": 4, "cols": 40, "spellcheck": "false",
-                                  "autocapitalize": "none", "autocomplete": "off"}),
-        )  # fmt: skip
+            forms.Textarea(
+                attrs={
+                    "rows": 4,
+                    "cols": 40,
+                    "spellcheck": "false",
+                    "autocapitalize": "none",
+                    "autocomplete": "off",
+                }
+            ),
+        )
         super().__init__(**kwargs)
 
     def prepare_value(self, value: Any) -> Any:
@@ -104,9 +111,10 @@ class HeaderRowsWidget(forms.Widget):
 
     def value_omitted_from_data(self, data: Any, files: Any, name: str) -> bool:
         return not any(
-            f"{name}-{index}-{part}" in data for index in range(MAX_HEADER_ROWS)
+            f"{name}-{index}-{part}" in data
+            for index in range(MAX_HEADER_ROWS)
             for part in ("name", "value")
-        )  # fmt: skip
+        )
 
     def id_for_label(self, id_: str) -> str:
         return f"{id_}-0-name" if id_ else id_  # the label focuses the first name
@@ -136,7 +144,7 @@ class HeaderRowsWidget(forms.Widget):
                 (base_id, index, index + 1, name, header, text, help_id)
                 for index, (header, text) in enumerate(rows)
             ),
-        )  # fmt: skip
+        )
         return format_html(
             '<table class="hooks-header-rows" id="{}"><thead><tr><th scope="col">Name</th>'
             '<th scope="col">Value</th></tr></thead><tbody>\n{}\n</tbody></table>',

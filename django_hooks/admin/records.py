@@ -26,9 +26,15 @@ from django_hooks.outbound.state import cancel_deliveries, retry_deliveries
 
 __all__: list[str] = []
 
-DEFERRED_IN_LIST = ("event__data", "endpoint__secret_ciphertext", "endpoint__previous_secrets",
-                    "endpoint__signing_key_ciphertext", "endpoint__previous_signing_keys",
-                    "endpoint__headers", "endpoint__description")  # fmt: skip
+DEFERRED_IN_LIST = (
+    "event__data",
+    "endpoint__secret_ciphertext",
+    "endpoint__previous_secrets",
+    "endpoint__signing_key_ciphertext",
+    "endpoint__previous_signing_keys",
+    "endpoint__headers",
+    "endpoint__description",
+)
 STATUS_ORDER = [status.value for status in Delivery.Status]
 
 
@@ -38,9 +44,12 @@ def delivery_summary(counts: dict[str, int]) -> str:
     return format_html_join(
         " ",
         "{}",
-        ((status_badge(status, f"{counts[status]} {status}"),) for status in STATUS_ORDER
-         if counts.get(status)),
-    )  # fmt: skip
+        (
+            (status_badge(status, f"{counts[status]} {status}"),)
+            for status in STATUS_ORDER
+            if counts.get(status)
+        ),
+    )
 
 
 class EventChangeList(ChangeList):
@@ -84,9 +93,16 @@ class EventTypeFilter(admin.SimpleListFilter):
 
 class DeliveryInline(admin.TabularInline):
     model = Delivery
-    readonly_fields = ["delivery_link", "endpoint", "status_display", "attempts",
-                       "last_status_code", "last_error", "next_attempt_display",
-                       "completed_display"]  # fmt: skip
+    readonly_fields = [
+        "delivery_link",
+        "endpoint",
+        "status_display",
+        "attempts",
+        "last_status_code",
+        "last_error",
+        "next_attempt_display",
+        "completed_display",
+    ]
     fields = list(readonly_fields)
     extra = 0
     can_delete = False
@@ -127,8 +143,14 @@ class EventAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
     list_display = ["id", "type", "owner_display", "created_display", "deliveries_display"]
     list_filter = [EventTypeFilter]
     search_fields = ["=id", "=idempotency_key"]
-    readonly_fields = ["id", "type", "owner_display", "idempotency_key", "created_display",
-                       "payload"]  # fmt: skip
+    readonly_fields = [
+        "id",
+        "type",
+        "owner_display",
+        "idempotency_key",
+        "created_display",
+        "payload",
+    ]
     fields = list(readonly_fields)
     inlines = [DeliveryInline]
     show_full_result_count = False
@@ -163,9 +185,17 @@ class EventAdmin(DeletesDeliveriesInBatches, admin.ModelAdmin):
 
 class AttemptInline(admin.StackedInline):
     model = DeliveryAttempt
-    readonly_fields = ["number", "created_display", "url", "status", "duration_ms", "error",
-                       "request_headers_display", "response_headers_display",
-                       "response_body_display"]  # fmt: skip
+    readonly_fields = [
+        "number",
+        "created_display",
+        "url",
+        "status",
+        "duration_ms",
+        "error",
+        "request_headers_display",
+        "response_headers_display",
+        "response_body_display",
+    ]
     fields = list(readonly_fields)
     extra = 0
     can_delete = False
@@ -208,13 +238,29 @@ class DeliveryStatusFilter(admin.SimpleListFilter):
 
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
-    list_display = ["id", "event_display", "endpoint_display", "status_display", "attempts",
-                    "last_status_code", "next_attempt_display", "created_display"]  # fmt: skip
+    list_display = [
+        "id",
+        "event_display",
+        "endpoint_display",
+        "status_display",
+        "attempts",
+        "last_status_code",
+        "next_attempt_display",
+        "created_display",
+    ]
     list_filter = [DeliveryStatusFilter, "endpoint"]
     raw_id_fields = ["event", "endpoint"]
-    readonly_fields = ["event", "endpoint", "status_display", "attempts", "next_attempt_display",
-                       "last_status_code", "last_error", "created_display",
-                       "completed_display"]  # fmt: skip
+    readonly_fields = [
+        "event",
+        "endpoint",
+        "status_display",
+        "attempts",
+        "next_attempt_display",
+        "last_status_code",
+        "last_error",
+        "created_display",
+        "completed_display",
+    ]
     fields = list(readonly_fields)
     inlines = [AttemptInline]
     actions = ["retry", "cancel"]
@@ -247,8 +293,10 @@ class DeliveryAdmin(admin.ModelAdmin):
         url = reverse("admin:django_hooks_event_change", args=[delivery.event_id])
         return format_html(
             '<a href="{}">{}</a> <span class="hooks-quiet">{}</span>',
-            url, delivery.event.type, delivery.event_id,
-        )  # fmt: skip
+            url,
+            delivery.event.type,
+            delivery.event_id,
+        )
 
     @admin.display(description="endpoint", ordering="endpoint_id")
     def endpoint_display(self, delivery: Delivery) -> str:
@@ -295,7 +343,7 @@ class SourceFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         sources = set(hooks_settings.INBOUND or {})
         if self.value():
-            sources.add(self.value())  # type: ignore[arg-type]
+            sources.add(self.value())
         return [(s, s) for s in sorted(sources)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
@@ -313,17 +361,36 @@ class InboundWebhookAdmin(admin.ModelAdmin):
     change_form_template = "django_hooks/admin/change_form.html"
     change_list_template = "django_hooks/admin/change_list.html"
     # The id first: hooks_reprocess takes it.
-    list_display = ["id", "webhook_id", "source", "provider", "event_type", "status_display",
-                    "received_display"]  # fmt: skip
+    list_display = [
+        "id",
+        "webhook_id",
+        "source",
+        "provider",
+        "event_type",
+        "status_display",
+        "received_display",
+    ]
     list_display_links = ["id", "webhook_id"]
     list_filter = [InboundStatusFilter, SourceFilter, ProviderFilter]
     search_fields = ["=webhook_id"]
     readonly_fields = [
-        "id", "source", "tenant", "provider", "webhook_id", "sender_id", "event_type",
-        "status_display", "attempts", "error", "handler", "received_display", "processed_display",
+        "id",
+        "source",
+        "tenant",
+        "provider",
+        "webhook_id",
+        "sender_id",
+        "event_type",
+        "status_display",
+        "attempts",
+        "error",
+        "handler",
+        "received_display",
+        "processed_display",
         "headers_display",
-        "body_display", "payload_display",
-    ]  # fmt: skip
+        "body_display",
+        "payload_display",
+    ]
     fields = list(readonly_fields)
     actions = ["reprocess"]
     show_full_result_count = False
@@ -368,7 +435,8 @@ class InboundWebhookAdmin(admin.ModelAdmin):
         try:
             count = reprocess(queryset)
         except QueueUnavailable as exc:
-            self.message_user(request, f"{exc}. The calls run once the sweep reaches Redis.",
-                              messages.ERROR)  # fmt: skip
+            self.message_user(
+                request, f"{exc}. The calls run once the sweep reaches Redis.", messages.ERROR
+            )
             return
         self.message_user(request, f"{count} inbound webhooks queued again.", messages.SUCCESS)

@@ -439,9 +439,21 @@ class _StreamClock:
         return self.last_sent + self.heartbeat <= self.now() < self.end
 
 
-_ASYNC_KEYS = ("host", "port", "db", "username", "password", "path", "client_name",
-               "socket_connect_timeout", "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs",
-               "ssl_ca_certs", "ssl_check_hostname")  # fmt: skip
+_ASYNC_KEYS = (
+    "host",
+    "port",
+    "db",
+    "username",
+    "password",
+    "path",
+    "client_name",
+    "socket_connect_timeout",
+    "ssl_keyfile",
+    "ssl_certfile",
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "ssl_check_hostname",
+)
 
 
 def _async_client() -> Any:

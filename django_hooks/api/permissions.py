@@ -22,7 +22,7 @@ def authenticated_user(request: Request) -> models.Model | None:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return None
-    return user  # type: ignore[no-any-return]
+    return user
 
 
 def owner_resolver() -> Any:

@@ -32,7 +32,7 @@ except ImportError:  # the optional extra is not installed
     SPECTACULAR = False
     AutoSchema = OpenApiTypes = None  # type: ignore[misc,assignment]
 
-    def extend_schema(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:  # type: ignore[no-redef]
+    def extend_schema(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:  # type: ignore[no-redef, unused-ignore]
         return lambda target: target
 
     def OpenApiParameter(*args: Any, **kwargs: Any) -> None:  # type: ignore[no-redef]
@@ -41,7 +41,7 @@ except ImportError:  # the optional extra is not installed
 else:
     SPECTACULAR = True
 
-    def extend_schema(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:  # type: ignore[misc]
+    def extend_schema(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:  # type: ignore[misc, unused-ignore]
         """spectacular's ``extend_schema``, based on its AutoSchema whatever the project's
         ``DEFAULT_SCHEMA_CLASS`` (the API documents itself without settings changes)."""
         decorate = _extend_schema(*args, **kwargs)
@@ -63,8 +63,9 @@ def schema_view() -> Callable[..., Any]:
     if not SPECTACULAR:
 
         def missing(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-            return JsonResponse({"detail": str(MissingDependency("drf-spectacular", "openapi"))},
-                                status=404)  # fmt: skip
+            return JsonResponse(
+                {"detail": str(MissingDependency("drf-spectacular", "openapi"))}, status=404
+            )
 
         return missing
 

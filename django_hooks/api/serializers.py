@@ -47,35 +47,53 @@ class EndpointSerializer(serializers.ModelSerializer):
         max_length=2048, help_text="The https:// (or http://) URL that receives the webhooks."
     )
     event_types = serializers.ListField(
-        child=serializers.CharField(max_length=255), required=False, max_length=200,
+        child=serializers.CharField(max_length=255),
+        required=False,
+        max_length=200,
         help_text='Event types to receive; empty for all. "order.*" matches every order event.',
-    )  # fmt: skip
+    )
     headers = serializers.DictField(
-        child=serializers.CharField(max_length=4096, allow_blank=True), required=False,
+        child=serializers.CharField(max_length=4096, allow_blank=True),
+        required=False,
         help_text=f"Extra headers sent with every request. Responses show each value as "
         f"{HIDDEN_VALUE!r}; that value sent back keeps the stored one.",
-    )  # fmt: skip
+    )
     auth = ReceiverAuthField(
-        required=False, allow_null=True,
+        required=False,
+        allow_null=True,
         help_text="Credentials the receiver demands: basic, bearer, oauth2 or mtls. Responses "
         "show only the kind and non-secret parts (username, token URL, client id, scope, "
         "certificate subject).",
-    )  # fmt: skip
+    )
     is_receiving = serializers.BooleanField(read_only=True)
     signing_scheme = serializers.ChoiceField(
-        choices=SigningScheme.choices, required=False,
+        choices=SigningScheme.choices,
+        required=False,
         help_text='"hmac" (v1, the default), "ed25519" (v1a: receivers verify with the public '
         'key at public-key/), or "hmac+ed25519" (both, while receivers switch).',
-    )  # fmt: skip
+    )
 
     class Meta:
         model = Endpoint
         fields = [
-            "id", "url", "description", "event_types", "is_active", "headers", "auth",
-            "max_concurrency", "rate_limit", "signing_scheme", "send_traceparent",
-            "is_receiving", "disabled_at", "disabled_reason", "disabled_by", "created_at",
+            "id",
+            "url",
+            "description",
+            "event_types",
+            "is_active",
+            "headers",
+            "auth",
+            "max_concurrency",
+            "rate_limit",
+            "signing_scheme",
+            "send_traceparent",
+            "is_receiving",
+            "disabled_at",
+            "disabled_reason",
+            "disabled_by",
+            "created_at",
             "updated_at",
-        ]  # fmt: skip
+        ]
         read_only_fields = [
             "disabled_at",
             "disabled_reason",
@@ -144,9 +162,11 @@ class SecretSerializer(serializers.Serializer):
 
 class RotateSecretSerializer(serializers.Serializer):
     grace_period = serializers.IntegerField(
-        required=False, min_value=0, max_value=MAX_GRACE_PERIOD,
+        required=False,
+        min_value=0,
+        max_value=MAX_GRACE_PERIOD,
         help_text="Seconds the old secret keeps signing (default: SECRET_GRACE_PERIOD).",
-    )  # fmt: skip
+    )
 
 
 class RotatedSecretSerializer(serializers.Serializer):
@@ -165,9 +185,10 @@ class PublicKeySerializer(serializers.Serializer):
         help_text="The whpk_ Ed25519 key that verifies this endpoint's v1a signatures.",
     )
     previous_public_keys = PreviousPublicKeySerializer(
-        many=True, read_only=True,
+        many=True,
+        read_only=True,
         help_text="Keys rotated out but still signing until expires_at: accept them too.",
-    )  # fmt: skip
+    )
 
 
 class WindowSerializer(serializers.Serializer):
@@ -218,9 +239,10 @@ class TestEventSerializer(serializers.Serializer):
     of the caller's choosing, which the endpoint's secret would sign (a signing oracle)."""
 
     event_type = serializers.CharField(
-        required=False, max_length=255,
+        required=False,
+        max_length=255,
         help_text="TEST_EVENT_TYPE (default), or a declared event type that has an example.",
-    )  # fmt: skip
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "data" in self.initial_data:
@@ -240,8 +262,16 @@ class EventTypeSerializer(serializers.Serializer):
 class DeliverySummarySerializer(serializers.ModelSerializer):
     class Meta:
         model = Delivery
-        fields = ["id", "endpoint", "status", "attempts", "last_status_code", "next_attempt_at",
-                  "created_at", "completed_at"]  # fmt: skip
+        fields = [
+            "id",
+            "endpoint",
+            "status",
+            "attempts",
+            "last_status_code",
+            "next_attempt_at",
+            "created_at",
+            "completed_at",
+        ]
 
 
 class EventSerializer(serializers.ModelSerializer):
@@ -276,8 +306,16 @@ class FeedPageSerializer(serializers.Serializer):
 class AttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeliveryAttempt
-        fields = ["number", "url", "status_code", "response_headers", "response_body", "error",
-                  "duration_ms", "created_at"]  # fmt: skip
+        fields = [
+            "number",
+            "url",
+            "status_code",
+            "response_headers",
+            "response_body",
+            "error",
+            "duration_ms",
+            "created_at",
+        ]
 
 
 class DeliverySerializer(serializers.ModelSerializer):
@@ -285,9 +323,19 @@ class DeliverySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Delivery
-        fields = ["id", "event", "event_type", "endpoint", "status", "attempts",
-                  "next_attempt_at", "last_status_code", "last_error", "created_at",
-                  "completed_at"]  # fmt: skip
+        fields = [
+            "id",
+            "event",
+            "event_type",
+            "endpoint",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_status_code",
+            "last_error",
+            "created_at",
+            "completed_at",
+        ]
 
 
 class DeliveryDetailSerializer(DeliverySerializer):

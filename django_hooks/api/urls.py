@@ -21,8 +21,9 @@ class Router(DefaultRouter):
 
     def get_api_root_view(self, api_urls: Any = None) -> Any:
         links = {prefix: f"{basename}-list" for prefix, _, basename in self.registry}
-        links.update({"events/feed": "event-feed", "events/stream": "event-stream",
-                      "schema": "schema"})  # fmt: skip
+        links.update(
+            {"events/feed": "event-feed", "events/stream": "event-stream", "schema": "schema"}
+        )
         return self.APIRootView.as_view(api_root_dict=links)
 
 

@@ -123,7 +123,7 @@ class OwnerRequired:
 
     def get_authenticators(self) -> list[Any]:
         if _set_below_apiview(self, "authentication_classes"):
-            return super().get_authenticators()  # type: ignore[misc, no-any-return]
+            return super().get_authenticators()  # type: ignore[misc]
         return [auth() for auth in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
 
     def get_permissions(self) -> list[Any]:
@@ -199,9 +199,13 @@ def _type_patterns(value: str | None) -> list[str]:
 
 
 class EndpointViewSet(
-    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.RetrieveModelMixin,
-    mixins.UpdateModelMixin, mixins.DestroyModelMixin, OwnedViewSet,
-):  # fmt: skip
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    OwnedViewSet,
+):
     serializer_class = s.EndpointSerializer
     pagination_class = NewestFirst
 
@@ -261,12 +265,14 @@ class EndpointViewSet(
         public_key = endpoint.public_key
         if public_key is None:
             return Response(
-                {"detail": f"Endpoint {endpoint.pk} has no Ed25519 signing key: set its "
-                           'signing_scheme to "ed25519" or "hmac+ed25519", or call '
-                           "rotate-signing-key/ to create one.",
-                 "code": "no_signing_key"},
+                {
+                    "detail": f"Endpoint {endpoint.pk} has no Ed25519 signing key: set its "
+                    'signing_scheme to "ed25519" or "hmac+ed25519", or call '
+                    "rotate-signing-key/ to create one.",
+                    "code": "no_signing_key",
+                },
                 status=409,
-            )  # fmt: skip
+            )
         return Response(_public_keys(endpoint, public_key))
 
     @extend_schema(request=s.RotateSecretSerializer, responses=s.PublicKeySerializer)
@@ -310,8 +316,9 @@ class EndpointViewSet(
         endpoint = self.get_object()
         body = s.RecoverSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        count = recover_deliveries(endpoint, body.validated_data["since"],
-                                   body.validated_data.get("until"))  # fmt: skip
+        count = recover_deliveries(
+            endpoint, body.validated_data["since"], body.validated_data.get("until")
+        )
         return Response({"recovered": count}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=s.ReplayMissingSerializer, responses={202: s.ReplayedSerializer})
@@ -331,15 +338,22 @@ class EndpointViewSet(
                 "enable it again."
             )
         try:
-            done = replay_missing(endpoint, since=body.validated_data.get("since"),
-                                  until=body.validated_data.get("until"))  # fmt: skip
+            done = replay_missing(
+                endpoint,
+                since=body.validated_data.get("since"),
+                until=body.validated_data.get("until"),
+            )
         except ValueError as exc:
             raise ValidationError({"since": [str(exc)]}) from None
         return Response(
-            {"replayed": done.count, "since": done.since, "until": done.until,
-             "enabled": done.enabled},
+            {
+                "replayed": done.count,
+                "since": done.since,
+                "until": done.until,
+                "enabled": done.enabled,
+            },
             status=status.HTTP_202_ACCEPTED,
-        )  # fmt: skip
+        )
 
 
 def _public_keys(endpoint: Endpoint, public_key: str) -> dict[str, Any]:
@@ -371,13 +385,17 @@ class FeedQuery(serializers.Serializer):
     after = serializers.CharField(
         required=False, allow_blank=True, help_text="The `next` cursor of a page, or `now`."
     )
-    types = serializers.CharField(required=False, allow_blank=True,
-                                  help_text='Comma-separated types; "order.*" works.')  # fmt: skip
+    types = serializers.CharField(
+        required=False, allow_blank=True, help_text='Comma-separated types; "order.*" works.'
+    )
     limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LIMIT, default=100)
     wait = serializers.FloatField(
-        required=False, min_value=0, max_value=MAX_WAIT, default=0,
+        required=False,
+        min_value=0,
+        max_value=MAX_WAIT,
+        default=0,
         help_text="Seconds to wait for an event (long poll).",
-    )  # fmt: skip
+    )
 
 
 class StreamQuery(serializers.Serializer):
@@ -459,8 +477,12 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedViewSe
         parameters=[StreamQuery, OpenApiParameter("Last-Event-ID", str, "header", required=False)],
         responses={(200, "text/event-stream"): OpenApiTypes.STR if SPECTACULAR else None},
     )
-    @action(detail=False, methods=["get"], pagination_class=None,
-            renderer_classes=[JSONRenderer, EventStreamRenderer])  # fmt: skip
+    @action(
+        detail=False,
+        methods=["get"],
+        pagination_class=None,
+        renderer_classes=[JSONRenderer, EventStreamRenderer],
+    )
     def stream(self, request: Request) -> StreamingHttpResponse:
         """Server-sent events: ``id:`` is the cursor; reconnect with ``Last-Event-ID``."""
         query = _query(request, StreamQuery)
@@ -474,7 +496,7 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedViewSe
                 after, asynchronous=isinstance(request._request, ASGIRequest)
             )
         except TooManyWaiters as exc:
-            return _too_many_waiters(exc)  # type: ignore[return-value]
+            return _too_many_waiters(exc)
         response = StreamingHttpResponse(content, content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come

@@ -127,8 +127,12 @@ class OAuth2ClientCredentials(_Auth):
         _text("OAuth2", "scope", self.scope, required=False, header=True)
 
     def public(self) -> dict[str, Any]:
-        return {"kind": self.kind, "token_url": self.token_url, "client_id": self.client_id,
-                "scope": self.scope}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "token_url": self.token_url,
+            "client_id": self.client_id,
+            "scope": self.scope,
+        }
 
     def token_request(self) -> tuple[bytes, dict[str, str]]:
         """The body and headers of the token request (client_secret_basic, RFC 6749 2.3.1)."""
@@ -191,8 +195,10 @@ class ClientCertificate(_Auth):
         return dt.datetime.fromisoformat(self._summary["not_after"])
 
     def to_json(self) -> str:
-        return json.dumps({"kind": self.kind, "certificate": self.certificate,
-                           "private_key": self.private_key}, sort_keys=True)  # fmt: skip
+        return json.dumps(
+            {"kind": self.kind, "certificate": self.certificate, "private_key": self.private_key},
+            sort_keys=True,
+        )
 
     def fingerprint(self) -> str:
         """A digest of the whole credential (key included), for caches keyed on it."""

@@ -381,7 +381,7 @@ class URLGuard:
             return any(ip in net for net in self._allowed_v4)
         if any(ip in net for net in self._allowed_v6):
             return True
-        _, embedded = _embedded_ipv4(ip)  # type: ignore[arg-type]
+        _, embedded = _embedded_ipv4(ip)
         return bool(embedded) and any(v4 in net for v4 in embedded[:1] for net in self._allowed_v4)
 
     def _address_problem(self, ip: IPAddress) -> str | None:
@@ -389,15 +389,15 @@ class URLGuard:
         if self._is_allowed(ip):
             return None
         if ip.version == 4:
-            return _v4_problem(ip)  # type: ignore[arg-type]
-        wrapper, embedded = _embedded_ipv4(ip)  # type: ignore[arg-type]
+            return _v4_problem(ip)
+        wrapper, embedded = _embedded_ipv4(ip)
         for v4 in embedded:
             problem = _v4_problem(v4)
             if problem is not None:
                 return f"{wrapper} of {v4}, {problem}"
         if embedded:
             return None  # the traffic ends up at a public IPv4 address
-        return _v6_problem(ip)  # type: ignore[arg-type]
+        return _v6_problem(ip)
 
     def check_address(self, ip: str) -> None:
         """Raise BlockedAddress unless ``ip`` is public or inside the allowed networks."""

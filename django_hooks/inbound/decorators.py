@@ -90,10 +90,15 @@ def stored_call(record: InboundWebhook, verifier: Verifier | None) -> WebhookCal
             call_id = call_id or parsed.id
             payload = parsed.payload if payload is None else payload
     return WebhookCall(
-        id=call_id or record.webhook_id, type=record.event_type, payload=payload,
-        timestamp=record.signed_at, provider=record.provider, source=record.source, record=record,
+        id=call_id or record.webhook_id,
+        type=record.event_type,
+        payload=payload,
+        timestamp=record.signed_at,
+        provider=record.provider,
+        source=record.source,
+        record=record,
         tenant=record.tenant,
-    )  # fmt: skip
+    )
 
 
 def error(reason: str, status: int, **extra: Any) -> JsonResponse:
@@ -257,9 +262,12 @@ def record_outcome(record: InboundWebhook, *, error: str) -> None:
     record.processed_at = timezone.now()
     record.locked_until = None
     InboundWebhook.objects.filter(pk=record.pk).update(
-        status=record.status, error=record.error, attempts=record.attempts,
-        processed_at=record.processed_at, locked_until=None,
-    )  # fmt: skip
+        status=record.status,
+        error=record.error,
+        attempts=record.attempts,
+        processed_at=record.processed_at,
+        locked_until=None,
+    )
 
 
 def body_limit(max_body_bytes: int | None, *args: Any, **kwargs: Any) -> int:
@@ -349,10 +357,16 @@ def webhook_receiver(
             record, retaken = None, False
             if store:
                 record, created = store_call(
-                    request, body, verified, source=name, provider=verifier.provider,
-                    handler=path, webhook_id=dedupe_key(verifier, verified, body), tenant=tenant,
+                    request,
+                    body,
+                    verified,
+                    source=name,
+                    provider=verifier.provider,
+                    handler=path,
+                    webhook_id=dedupe_key(verifier, verified, body),
+                    tenant=tenant,
                     locked_until=None if run_async else lease_end(),
-                )  # fmt: skip
+                )
                 if not created:
                     retaken = not run_async and retake(record)
                     if not retaken:

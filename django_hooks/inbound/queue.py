@@ -39,8 +39,14 @@ def retry_schedule() -> list[float]:
 def enqueue_calls(record_ids: list[int], delay: float = 0) -> int:
     """Queue the handlers of stored calls; return how many. ``QueueUnavailable`` if Redis is
     unreachable (the calls stay stored, for ``hooks_sweep``)."""
-    return queue.enqueue(queue_name(), PROCESS_CALL, [(pk,) for pk in record_ids], delay=delay,
-                         job_timeout=JOB_TIMEOUT, result_ttl=0)  # fmt: skip
+    return queue.enqueue(
+        queue_name(),
+        PROCESS_CALL,
+        [(pk,) for pk in record_ids],
+        delay=delay,
+        job_timeout=JOB_TIMEOUT,
+        result_ttl=0,
+    )
 
 
 def enqueue_call(record_id: int, delay: float = 0) -> None:

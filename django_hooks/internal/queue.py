@@ -86,8 +86,9 @@ def enqueue(
         with queue.connection.pipeline() as pipe:
             for args in calls:
                 if delay > 0:
-                    queue.enqueue_in(dt.timedelta(seconds=delay), func, *args, pipeline=pipe,
-                                     **job_options)  # fmt: skip
+                    queue.enqueue_in(
+                        dt.timedelta(seconds=delay), func, *args, pipeline=pipe, **job_options
+                    )
                 else:
                     queue.enqueue(func, *args, pipeline=pipe, **job_options)
             pipe.execute()

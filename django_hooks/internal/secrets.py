@@ -59,8 +59,15 @@ class _Row:
         return found
 
 
-_COLUMNS = ("pk", "secret_ciphertext", "previous_secrets", "signing_key_ciphertext",
-            "previous_signing_keys", "auth_ciphertext", "headers_text")  # fmt: skip
+_COLUMNS = (
+    "pk",
+    "secret_ciphertext",
+    "previous_secrets",
+    "signing_key_ciphertext",
+    "previous_signing_keys",
+    "auth_ciphertext",
+    "headers_text",
+)
 
 
 def _rows(queryset: Any) -> Any:
@@ -129,8 +136,12 @@ def _reencrypt_row(report: ReencryptReport, row: _Row) -> None:
         # read the row is never overwritten with older values.
         unchanged = Endpoint.objects.alias(
             headers_text=Cast("headers", output_field=TextField())
-        ).filter(pk=row.pk, secret_ciphertext=row.ciphertext,
-                 signing_key_ciphertext=row.signing_key, auth_ciphertext=row.auth)  # fmt: skip
+        ).filter(
+            pk=row.pk,
+            secret_ciphertext=row.ciphertext,
+            signing_key_ciphertext=row.signing_key,
+            auth_ciphertext=row.auth,
+        )
         unchanged = (
             unchanged.filter(headers_text__isnull=True)
             if row.headers is None

@@ -31,8 +31,9 @@ def url_guard() -> URLGuard:
     cached = _guard
     if cached is None or cached[0] != key:
         with _lock:
-            guard = URLGuard(networks, _resolver, https_only=https_only,
-                             encode_host=requests_host_name)  # fmt: skip
+            guard = URLGuard(
+                networks, _resolver, https_only=https_only, encode_host=requests_host_name
+            )
             cached = _guard = (key, guard)
     return cached[1]
 

@@ -92,9 +92,12 @@ def in_flight_by_endpoint(now: dt.datetime) -> dict[int, tuple[int, int | None, 
 
 
 def claim(
-    token: uuid.UUID, slots: int, *, now: dt.datetime | None = None,
+    token: uuid.UUID,
+    slots: int,
+    *,
+    now: dt.datetime | None = None,
     only: Iterable[int] | None = None,
-) -> list[Delivery]:  # fmt: skip
+) -> list[Delivery]:
     """Lease up to ``slots`` due deliveries to ``token``, oldest due first, within every
     endpoint's limits; return them with their event and endpoint loaded."""
     if slots <= 0:
@@ -124,9 +127,12 @@ def claim(
             # skipped rather than waited for.
             due = due.select_for_update(skip_locked=True, of=("self",))
         window = due.order_by("next_attempt_at", "pk").values_list(
-            "pk", "endpoint_id", "endpoint__max_concurrency", "endpoint__rate_limit",
+            "pk",
+            "endpoint_id",
+            "endpoint__max_concurrency",
+            "endpoint__rate_limit",
             "endpoint__circuit_failures",
-        )[: slots * WINDOW_FACTOR]  # fmt: skip
+        )[: slots * WINDOW_FACTOR]
         picked: list[int] = []
         taken: dict[int, int] = {}
         rate_limited: dict[int, int] = {}

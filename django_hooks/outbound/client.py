@@ -73,7 +73,7 @@ def use_transport(stand_in: Any) -> Iterator[None]:
 def transport() -> Transport:
     """One HTTP session per worker process (and per thread-safe settings state)."""
     if _standing_in:
-        return _standing_in[-1]  # type: ignore[no-any-return]
+        return _standing_in[-1]
     key = (
         tuple(hooks_settings.ALLOWED_NETWORKS),
         hooks_settings.TIMEOUT,

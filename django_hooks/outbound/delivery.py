@@ -44,9 +44,15 @@ logger = logging.getLogger("django_hooks")
 T = TypeVar("T")
 
 RESULT_FIELDS = [
-    "status", "attempts", "next_attempt_at", "locked_until", "claim_token",
-    "last_status_code", "last_error", "completed_at",
-]  # fmt: skip
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "locked_until",
+    "claim_token",
+    "last_status_code",
+    "last_error",
+    "completed_at",
+]
 WRITE_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0)  # seconds between tries to record a group's results
 #: Seconds an endpoint's circuit stays open after its n-th opening in a row (then the last).
 CIRCUIT_COOLDOWNS = (5, 10, 20, 40, 80, 160, 300)
@@ -147,8 +153,11 @@ class Outcomes:
             del result.succeeded[counts[1] :], result.failed[counts[2] :]
             del result.retries[counts[3] :]
             error = f"internal error: {type(exc).__name__}: {exc}"[:1000]
-            self._apply(Attempted(delivery, {}, HTTPResult(None, {}, b"", error), attempted.at,
-                                  attempted.span))  # fmt: skip
+            self._apply(
+                Attempted(
+                    delivery, {}, HTTPResult(None, {}, b"", error), attempted.at, attempted.span
+                )
+            )
 
     def release(self, delivery: Delivery, at: dt.datetime | None = None) -> None:
         """Hand back unattempted: due again at ``at`` (or as it was)."""
@@ -242,14 +251,22 @@ class Outcomes:
                 if written < len(self.deliveries):
                     drop_lost_claims(self.result, self.deliveries)
                 for endpoint_id in self.gone:
-                    disable_endpoint(self.endpoints[endpoint_id], "The endpoint answered 410 Gone.",
-                                     by="system", now=now)  # fmt: skip
-                track_failures(self.endpoints, self.healthy,
-                               self.failing - self.healthy - self.gone, now=now)  # fmt: skip
+                    disable_endpoint(
+                        self.endpoints[endpoint_id],
+                        "The endpoint answered 410 Gone.",
+                        by="system",
+                        now=now,
+                    )
+                track_failures(
+                    self.endpoints, self.healthy, self.failing - self.healthy - self.gone, now=now
+                )
                 self._update_circuits(now)
 
-        with_db_retries(record, what=f"record {len(self.attempts)} webhook attempts",
-                        before_retry=forget_ids(self.attempts))  # fmt: skip
+        with_db_retries(
+            record,
+            what=f"record {len(self.attempts)} webhook attempts",
+            before_retry=forget_ids(self.attempts),
+        )
         hooks = telemetry.active()
         if hooks is not None:
             hooks.record_results(self.result, self.outcomes)
@@ -272,9 +289,10 @@ class Outcomes:
             ).update(circuit_failures=F("circuit_failures") + 1, paused_until=until)
             if opened:
                 logger.warning(
-                    "Webhook endpoint %s unreachable: no attempts for %ss", pk,
+                    "Webhook endpoint %s unreachable: no attempts for %ss",
+                    pk,
                     circuit_cooldown(failures),
-                )  # fmt: skip
+                )
 
 
 def with_db_retries(
@@ -293,8 +311,9 @@ def with_db_retries(
         except (OperationalError, InterfaceError):
             if pause is None or connection.in_atomic_block:
                 raise
-            logger.warning("Could not %s (try %d); trying again in %gs", what, number, pause,
-                           exc_info=True)  # fmt: skip
+            logger.warning(
+                "Could not %s (try %d); trying again in %gs", what, number, pause, exc_info=True
+            )
             # A broken connection is dropped here and replaced by the next query.
             connection.close_if_unusable_or_obsolete()
             if before_retry is not None:
@@ -331,10 +350,15 @@ def write_results(token: uuid.UUID, deliveries: list[Delivery], succeeded: list[
         for delivery in group:
             delivery.completed_at = completed_at
         written += claimed.filter(pk__in=[d.pk for d in group]).update(
-            status=Delivery.Status.SUCCEEDED, attempts=F("attempts") + 1, next_attempt_at=None,
-            locked_until=None, claim_token=None, last_status_code=code, last_error="",
+            status=Delivery.Status.SUCCEEDED,
+            attempts=F("attempts") + 1,
+            next_attempt_at=None,
+            locked_until=None,
+            claim_token=None,
+            last_status_code=code,
+            last_error="",
             completed_at=completed_at,
-        )  # fmt: skip
+        )
     done = {d.pk for d in succeeded}
     rest = [d for d in deliveries if d.pk not in done]
     if rest:
@@ -365,8 +389,9 @@ def track_failures(
     """
     recovered = [pk for pk in healthy if endpoints[pk].failing_since is not None]
     if recovered:
-        Endpoint.objects.filter(pk__in=recovered).update(failing_since=None,
-                                                         failure_warnings_sent=0)  # fmt: skip
+        Endpoint.objects.filter(pk__in=recovered).update(
+            failing_since=None, failure_warnings_sent=0
+        )
         for pk in recovered:
             endpoints[pk].failing_since, endpoints[pk].failure_warnings_sent = None, 0
     started = [pk for pk in failing if endpoints[pk].failing_since is None]
@@ -404,25 +429,34 @@ def warn_if_due(endpoint: Endpoint, since: dt.datetime, now: dt.datetime) -> Non
     if level <= endpoint.failure_warnings_sent:
         return
     won = Endpoint.objects.filter(
-        pk=endpoint.pk, failing_since=since, failure_warnings_sent__lt=level,
+        pk=endpoint.pk,
+        failing_since=since,
+        failure_warnings_sent__lt=level,
         disabled_at__isnull=True,
-    ).update(failure_warnings_sent=level)  # fmt: skip
+    ).update(failure_warnings_sent=level)
     if not won:  # another worker warned of it (or the endpoint recovered or was disabled)
         endpoint.failure_warnings_sent = level
         return
     threshold = thresholds[level - 1]
     disable_at = since + dt.timedelta(seconds=float(hooks_settings.DISABLE_AFTER))
-    logger.warning("Webhook endpoint %s has failed for %s; it will be disabled at %s",
-                   endpoint.pk, describe_seconds(threshold), disable_at)  # fmt: skip
+    logger.warning(
+        "Webhook endpoint %s has failed for %s; it will be disabled at %s",
+        endpoint.pk,
+        describe_seconds(threshold),
+        disable_at,
+    )
 
     def warned() -> None:
         # Only once committed: a results write tried again after a dropped connection must
         # claim the warning again, not skip it.
         endpoint.failure_warnings_sent = level
         signals.endpoint_failing.send_robust(
-            Endpoint, endpoint=endpoint, failing_since=since, threshold=threshold,
+            Endpoint,
+            endpoint=endpoint,
+            failing_since=since,
+            threshold=threshold,
             disable_at=disable_at,
-        )  # fmt: skip
+        )
 
     transaction.on_commit(warned)
 

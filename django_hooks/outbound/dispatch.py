@@ -55,8 +55,9 @@ def send_event(
     if hooks is None:
         return _send_event(event_type, data, owner, idempotency_key, using, "")[0]
     with hooks.sending(event_type) as sending:
-        event, deliveries = _send_event(event_type, data, owner, idempotency_key, using,
-                                        sending.traceparent)  # fmt: skip
+        event, deliveries = _send_event(
+            event_type, data, owner, idempotency_key, using, sending.traceparent
+        )
         sending.recorded(event, deliveries)
     return event
 
@@ -92,8 +93,9 @@ def _send_event(
             first = existing.first()
             if first is not None:
                 return first, None
-        event = Event(type=event_type, data=data, idempotency_key=idempotency_key,
-                      traceparent=traceparent)  # fmt: skip
+        event = Event(
+            type=event_type, data=data, idempotency_key=idempotency_key, traceparent=traceparent
+        )
         event.owner = owner
         event.created_at = created_at
         if idempotency_key is None:
@@ -118,8 +120,15 @@ def enqueue_on_commit(ids: list[int], *, using: str) -> None:
     wake_on_commit(using=using)
 
 
-DELIVERY_COLUMNS = ("event", "endpoint", "status", "attempts", "next_attempt_at", "created_at",
-                    "last_error")  # fmt: skip
+DELIVERY_COLUMNS = (
+    "event",
+    "endpoint",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+    "last_error",
+)
 
 
 def subscribers(owner: models.Model | None, event_type: str, db: str) -> QuerySet[Endpoint]:
@@ -237,11 +246,11 @@ def _owner_function(owner: Any) -> Callable[[models.Model], models.Model | None]
                 value = getattr(value, part, None)
                 if value is None:
                     return None
-            return value  # type: ignore[no-any-return]
+            return value
 
         return by_path
     if callable(owner):
-        return owner  # type: ignore[no-any-return]
+        return owner
     raise ConfigurationError(f"owner must be an attribute path or a callable, not {owner!r}.")
 
 

@@ -73,12 +73,20 @@ def shown_url(url: str) -> str:
 
 
 def on_endpoint_failing(
-    sender: Any, *, endpoint: Endpoint, failing_since: dt.datetime, threshold: float,
-    disable_at: dt.datetime, **kwargs: Any,
-) -> None:  # fmt: skip
+    sender: Any,
+    *,
+    endpoint: Endpoint,
+    failing_since: dt.datetime,
+    threshold: float,
+    disable_at: dt.datetime,
+    **kwargs: Any,
+) -> None:
     if hooks_settings.OWNER_EMAILS:
-        enqueue(endpoint, FAILING, {"failing_since": failing_since, "threshold": threshold,
-                                    "disable_at": disable_at})  # fmt: skip
+        enqueue(
+            endpoint,
+            FAILING,
+            {"failing_since": failing_since, "threshold": threshold, "disable_at": disable_at},
+        )
 
 
 def on_endpoint_disabled(sender: Any, *, endpoint: Endpoint, reason: str, **kwargs: Any) -> None:
@@ -88,11 +96,20 @@ def on_endpoint_disabled(sender: Any, *, endpoint: Endpoint, reason: str, **kwar
 
 def enqueue(endpoint: Endpoint, kind: str, details: dict[str, Any]) -> None:
     try:
-        queues.enqueue(hooks_settings.QUEUE, EMAIL_JOB, [(endpoint.pk, kind, details)],
-                       result_ttl=0, failure_ttl=7 * 24 * 3600)  # fmt: skip
+        queues.enqueue(
+            hooks_settings.QUEUE,
+            EMAIL_JOB,
+            [(endpoint.pk, kind, details)],
+            result_ttl=0,
+            failure_ttl=7 * 24 * 3600,
+        )
     except QueueUnavailable:
-        logger.error("Could not queue the %s email to the owner of endpoint %s", kind,
-                     endpoint.pk, exc_info=True)  # fmt: skip
+        logger.error(
+            "Could not queue the %s email to the owner of endpoint %s",
+            kind,
+            endpoint.pk,
+            exc_info=True,
+        )
 
 
 def connect_owner_emails() -> None:

@@ -253,6 +253,7 @@ class Drain:
             # The attempt's own span is the receiver's parent; without telemetry in this
             # worker, the context send_event stored.
             trace_header = (span.traceparent if span else "") or delivery.event.traceparent
-        headers, response = send_attempt(delivery, client, bodies, signers, now,
-                                         traceparent=trace_header)  # fmt: skip
+        headers, response = send_attempt(
+            delivery, client, bodies, signers, now, traceparent=trace_header
+        )
         return Attempted(delivery, headers, response, timezone.now(), span)

@@ -73,14 +73,23 @@ def connect() -> None:
 # -- the commit hook ------------------------------------------------------------------------------
 
 
-def on_event_saved(sender: Any, instance: Event, created: bool, raw: bool = False,
-                   using: str | None = None, **kwargs: Any) -> None:  # fmt: skip
+def on_event_saved(
+    sender: Any,
+    instance: Event,
+    created: bool,
+    raw: bool = False,
+    using: str | None = None,
+    **kwargs: Any,
+) -> None:
     """``post_save`` receiver: check the transaction's new events once it commits."""
     if not created or raw or not feed_enabled():
         return
     channel = channel_for(instance.owner_content_type_id, instance.owner_id)
-    publish_on_commit(events_committed, [(instance.pk, instance.feed_position, channel)],
-                      using=using or router.db_for_write(Event))  # fmt: skip
+    publish_on_commit(
+        events_committed,
+        [(instance.pk, instance.feed_position, channel)],
+        using=using or router.db_for_write(Event),
+    )
 
 
 def events_committed(events: list[tuple[str, str, str]], using: str) -> dict[str, str]:
@@ -92,8 +101,11 @@ def events_committed(events: list[tuple[str, str, str]], using: str) -> dict[str
     and one position per channel, whatever the number of events.
     """
     now = clock()
-    late = [Event(pk=pk, feed_position=new_id("", now=now))
-            for pk, position, _ in events if now - id_timestamp(position) > lag() / 2]  # fmt: skip
+    late = [
+        Event(pk=pk, feed_position=new_id("", now=now))
+        for pk, position, _ in events
+        if now - id_timestamp(position) > lag() / 2
+    ]
     if late:
         Event.objects.using(using).bulk_update(late, ["feed_position"], batch_size=500)
     moved = {event.pk: event.feed_position for event in late}

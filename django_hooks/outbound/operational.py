@@ -73,9 +73,14 @@ def on_endpoint_disabled(sender: Any, *, endpoint: Endpoint, reason: str, **kwar
 
 @logged
 def on_endpoint_failing(
-    sender: Any, *, endpoint: Endpoint, failing_since: dt.datetime, threshold: float,
-    disable_at: dt.datetime, **kwargs: Any,
-) -> None:  # fmt: skip
+    sender: Any,
+    *,
+    endpoint: Endpoint,
+    failing_since: dt.datetime,
+    threshold: float,
+    disable_at: dt.datetime,
+    **kwargs: Any,
+) -> None:
     if not hooks_settings.OPERATIONAL_EVENTS:
         return
     found, owner = owner_of(endpoint)

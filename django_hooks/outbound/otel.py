@@ -52,8 +52,27 @@ ENDPOINT_STATE = "webhook.endpoint.state"
 CIRCUIT_STATE = "webhook.circuit.state"
 
 #: Seconds: from a few milliseconds (a fast drain) to the last retry (about 27 hours).
-DELIVERY_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600,
-                    7200, 21600, 43200, 86400, 172800]  # fmt: skip
+DELIVERY_BUCKETS = [
+    0.01,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    300,
+    1800,
+    3600,
+    7200,
+    21600,
+    43200,
+    86400,
+    172800,
+]
 LAG_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600]
 
 _propagator = TraceContextTextMapPropagator()
@@ -118,31 +137,39 @@ class Telemetry:
         self.tracer = trace.get_tracer("django_hooks", __version__)
         meter = metrics.get_meter("django_hooks", __version__)
         self.deliveries = meter.create_counter(
-            "django_hooks.deliveries", unit="{delivery}",
+            "django_hooks.deliveries",
+            unit="{delivery}",
             description="Deliveries that ended, by outcome (succeeded, failed).",
-        )  # fmt: skip
+        )
         self.attempts = meter.create_counter(
-            "django_hooks.attempts", unit="{attempt}",
+            "django_hooks.attempts",
+            unit="{attempt}",
             description="Delivery attempts by outcome (succeeded, retrying, failed, gone).",
-        )  # fmt: skip
+        )
         self.delivery_time = meter.create_histogram(
-            "django_hooks.delivery.duration", unit="s",
+            "django_hooks.delivery.duration",
+            unit="s",
             description="Time from an event to its successful delivery, retries included.",
             explicit_bucket_boundaries_advisory=DELIVERY_BUCKETS,
-        )  # fmt: skip
+        )
         self.queue_lag = meter.create_histogram(
-            "django_hooks.queue.lag", unit="s",
+            "django_hooks.queue.lag",
+            unit="s",
             description="Time from a delivery being due to its attempt starting.",
             explicit_bucket_boundaries_advisory=LAG_BUCKETS,
-        )  # fmt: skip
+        )
         meter.create_observable_gauge(
-            "django_hooks.endpoints", callbacks=[endpoint_states], unit="{endpoint}",
+            "django_hooks.endpoints",
+            callbacks=[endpoint_states],
+            unit="{endpoint}",
             description="Endpoints by state (receiving, failing, disabled, inactive).",
-        )  # fmt: skip
+        )
         meter.create_observable_gauge(
-            "django_hooks.circuits", callbacks=[circuit_states], unit="{endpoint}",
+            "django_hooks.circuits",
+            callbacks=[circuit_states],
+            unit="{endpoint}",
             description="Receiving endpoints by circuit state (closed, open, half_open).",
-        )  # fmt: skip
+        )
 
     # -- send_event ------------------------------------------------------------------------------
 
@@ -150,9 +177,12 @@ class Telemetry:
     def sending(self, event_type: str) -> Iterator[Sending]:
         """The span of one ``send_event`` (a child of the caller's, the current one)."""
         with self.tracer.start_as_current_span(
-            f"send {event_type}", kind=SpanKind.PRODUCER, attributes={EVENT_TYPE: event_type},
-            record_exception=False, set_status_on_exception=False,
-        ) as span:  # fmt: skip
+            f"send {event_type}",
+            kind=SpanKind.PRODUCER,
+            attributes={EVENT_TYPE: event_type},
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
             try:
                 yield Sending(span)
             except BaseException as exc:
@@ -175,16 +205,23 @@ class Telemetry:
             parent = _propagator.extract({"traceparent": event.traceparent})
         parts = urlsplit(endpoint.url)
         attributes: dict[str, Any] = {
-            ENDPOINT_ID: endpoint.pk, EVENT_ID: event.pk, EVENT_TYPE: event.type,
-            DELIVERY_ID: delivery.pk, ATTEMPT: delivery.attempts + 1,
-            "http.request.method": "POST", "server.address": parts.hostname or "",
-        }  # fmt: skip
+            ENDPOINT_ID: endpoint.pk,
+            EVENT_ID: event.pk,
+            EVENT_TYPE: event.type,
+            DELIVERY_ID: delivery.pk,
+            ATTEMPT: delivery.attempts + 1,
+            "http.request.method": "POST",
+            "server.address": parts.hostname or "",
+        }
         with suppress(ValueError):  # a port out of range: the attribute is left out
             attributes["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)
         span = self.tracer.start_span(
-            f"deliver {event.type}", context=parent, kind=SpanKind.CLIENT, attributes=attributes,
+            f"deliver {event.type}",
+            context=parent,
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
             start_time=time.time_ns(),
-        )  # fmt: skip
+        )
         return AttemptSpan(span)
 
     def record_results(self, result: BatchResult, outcomes: Iterable[str]) -> None:

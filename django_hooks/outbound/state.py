@@ -32,9 +32,13 @@ from django_hooks.models import Delivery, Endpoint, Event
 from django_hooks.outbound.wakeups import wake
 
 __all__ = [
-    "Replayed", "cancel_deliveries", "disable_endpoint", "enable_endpoint", "replay_missing",
+    "Replayed",
+    "cancel_deliveries",
+    "disable_endpoint",
+    "enable_endpoint",
+    "replay_missing",
     "retry_deliveries",
-]  # fmt: skip
+]
 
 logger = logging.getLogger("django_hooks")
 
@@ -163,11 +167,13 @@ def missing_events(endpoint: Endpoint, since: dt.datetime, until: dt.datetime) -
     else:
         owned = Q(owner_content_type_id=endpoint.owner_content_type_id, owner_id=endpoint.owner_id)
     delivered = Delivery.objects.filter(event=OuterRef("pk"), endpoint_id=endpoint.pk)
-    return (
-        Event.objects.filter(owned, types_q(endpoint.event_types), is_test=False,
-                             created_at__gte=since, created_at__lt=until)
-        .exclude(Exists(delivered))
-    )  # fmt: skip
+    return Event.objects.filter(
+        owned,
+        types_q(endpoint.event_types),
+        is_test=False,
+        created_at__gte=since,
+        created_at__lt=until,
+    ).exclude(Exists(delivered))
 
 
 def insert_missing(
@@ -193,8 +199,15 @@ def insert_missing(
     select, params = rows.query.get_compiler(using=db).as_sql()
     connection = connections[db]
     quote = connection.ops.quote_name
-    names = ("event", "endpoint", "status", "attempts", "next_attempt_at", "created_at",
-             "last_error")  # fmt: skip
+    names = (
+        "event",
+        "endpoint",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "created_at",
+        "last_error",
+    )
     fields = [cast(Field, Delivery._meta.get_field(name)) for name in names]
     columns = ", ".join(quote(str(field.column)) for field in fields)
     with connection.cursor() as cursor:

@@ -20,7 +20,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from django.utils import timezone
 from rq import Queue
@@ -65,7 +65,13 @@ def wake_marker(queue: Queue) -> str:
     return f"django_hooks:drain-wanted:{queue.name}"
 
 
-def _job_options() -> dict[str, object]:
+class _JobOptions(TypedDict):
+    job_timeout: int
+    result_ttl: int
+    failure_ttl: int
+
+
+def _job_options() -> _JobOptions:
     # result_ttl=0: the outcome lives in the database; Redis keeps nothing once a job is done.
     return {"job_timeout": job_timeout(), "result_ttl": 0, "failure_ttl": 7 * 24 * 3600}
 
@@ -139,9 +145,12 @@ def _enqueue_commands(queue: Queue) -> list[tuple[Any, ...]]:
     pipe = queue.connection.pipeline(transaction=False)
     try:
         options = _job_options()
-        job = queue.create_job(DRAIN, timeout=options["job_timeout"],  # type: ignore[arg-type]
-                               result_ttl=options["result_ttl"],  # type: ignore[arg-type]
-                               failure_ttl=options["failure_ttl"])  # type: ignore[arg-type]  # fmt: skip
+        job = queue.create_job(
+            DRAIN,
+            timeout=options["job_timeout"],
+            result_ttl=options["result_ttl"],
+            failure_ttl=options["failure_ttl"],
+        )
         queue.enqueue_job(job, pipeline=pipe)
         return [args for args, _options in pipe.command_stack]
     finally:
@@ -163,7 +172,7 @@ def notify(*, wake: bool = True, publish: Mapping[str, str] | None = None) -> bo
         queue = get_queue()
         if not queue._is_async:  # django-rq's "ASYNC": False runs the job inline, here
             if wake:
-                queue.enqueue(DRAIN, **_job_options())  # type: ignore[arg-type]
+                queue.enqueue(DRAIN, **_job_options())
             return True
         key = _spare_key(queue)
         commands = _take_enqueue(queue, key) if wake else []
@@ -261,7 +270,7 @@ def schedule_wake(at: dt.datetime, *, every: float = 1) -> None:
         key = f"django_hooks:drain-at:{queue.name}:{second}"
         if queue.connection.set(key, "1", nx=True, ex=int(delay) + 120):
             when = dt.datetime.fromtimestamp(second, tz=dt.UTC)
-            queue.enqueue_at(when, DRAIN, **_job_options())  # type: ignore[arg-type]
+            queue.enqueue_at(when, DRAIN, **_job_options())
     except Exception:
         _failed(queue)
         logger.warning("Could not schedule a webhook worker; hooks_sweep will.", exc_info=True)

@@ -124,9 +124,14 @@ def start_session(
     # accept over https alone) lets the frame send it back.
     secure = request.is_secure()
     response.set_cookie(
-        COOKIE_NAME, value, max_age=age, path=portal_root(), secure=secure, httponly=True,
+        COOKIE_NAME,
+        value,
+        max_age=age,
+        path=portal_root(),
+        secure=secure,
+        httponly=True,
         samesite="None" if secure else "Lax",
-    )  # fmt: skip
+    )
 
 
 def resolve(request: HttpRequest) -> Access | None:
@@ -136,7 +141,7 @@ def resolve(request: HttpRequest) -> Access | None:
         owner = load_owner(*session["o"])
         if owner is not None:
             return Access(owner, True, session["c"], session["e"])
-    owner = request_owner(request)  # type: ignore[arg-type]
+    owner = request_owner(request)
     if owner is None:
         return None
     return Access(owner, False, get_token(request))
@@ -149,7 +154,7 @@ def frame_headers(response: HttpResponse, access: Access | None) -> HttpResponse
         ancestors += list(hooks_settings.PORTAL_FRAME_ANCESTORS)
         if len(ancestors) > 1:
             # X-Frame-Options cannot list origins; the CSP below is what browsers obey.
-            response.xframe_options_exempt = True  # type: ignore[attr-defined]
+            response.xframe_options_exempt = True
     response.setdefault("Content-Security-Policy", f"frame-ancestors {' '.join(ancestors)}")
     response.setdefault("Referrer-Policy", "same-origin")
     response.setdefault("X-Content-Type-Options", "nosniff")
@@ -172,9 +177,13 @@ def csrf_failure(request: HttpRequest, access: Access) -> HttpResponse | None:
         sent = request.POST.get(CSRF_FIELD, "")
         if sent and constant_time_compare(sent, access.csrf_token):
             return None
-        return refused(request, "Form expired",
-                       "This form was not sent from this portal session. Go back, reload the "
-                       "page and try again.", 403)  # fmt: skip
+        return refused(
+            request,
+            "Form expired",
+            "This form was not sent from this portal session. Go back, reload the "
+            "page and try again.",
+            403,
+        )
     # Behind the site's login: Django's own check, as every other form of the site.
     rejected = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, None, (), {})  # type: ignore[arg-type]
     return rejected
@@ -193,12 +202,17 @@ def portal_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
         access = resolve(request)
         if access is None:
             if request.COOKIES.get(COOKIE_NAME):
-                response = refused(request, "Link expired",
-                                   "This webhook portal session has ended. Open the portal again "
-                                   "from the page that linked you here.", 403)  # fmt: skip
+                response = refused(
+                    request,
+                    "Link expired",
+                    "This webhook portal session has ended. Open the portal again "
+                    "from the page that linked you here.",
+                    403,
+                )
             elif getattr(request, "user", None) is not None and request.user.is_authenticated:
-                response = refused(request, "Not available",
-                                   "This account cannot manage webhooks.", 403)  # fmt: skip
+                response = refused(
+                    request, "Not available", "This account cannot manage webhooks.", 403
+                )
             else:
                 response = redirect_to_login(request.get_full_path())
             return frame_headers(response, None)

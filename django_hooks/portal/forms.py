@@ -44,9 +44,10 @@ class EndpointForm(forms.Form):
         label="URL",
         max_length=2048,
         help_text="The https:// address that receives the webhooks.",
-        widget=forms.TextInput(attrs={"inputmode": "url", "autocomplete": "url",
-                                      "spellcheck": "false"}),
-    )  # fmt: skip
+        widget=forms.TextInput(
+            attrs={"inputmode": "url", "autocomplete": "url", "spellcheck": "false"}
+        ),
+    )
     description = forms.CharField(
         label="Description",
         required=False,

@@ -162,18 +162,27 @@ def flatten(errors: Any) -> list[str]:
 def state_of(endpoint: Endpoint) -> dict[str, str]:
     if endpoint.disabled_at is not None:
         by = "by the site's operators" if endpoint.disabled_by == "operator" else "automatically"
-        return {"code": "disabled", "label": "Disabled", "detail": f"Disabled {by}: "
-                f"{endpoint.disabled_reason or 'no reason given'}"}  # fmt: skip
+        return {
+            "code": "disabled",
+            "label": "Disabled",
+            "detail": f"Disabled {by}: {endpoint.disabled_reason or 'no reason given'}",
+        }
     if not endpoint.is_active:
         return {"code": "inactive", "label": "Disabled", "detail": "Disabled by you."}
     return {"code": "receiving", "label": "Receiving", "detail": ""}
 
 
 def secret_page(request: HttpRequest, endpoint: Endpoint, secret: str, *, rotated: bool) -> Any:
-    response = render(request, "secret.html", {
-        "endpoint": endpoint, "secret": secret, "rotated": rotated,
-        "grace_hours": grace_hours(),
-    })  # fmt: skip
+    response = render(
+        request,
+        "secret.html",
+        {
+            "endpoint": endpoint,
+            "secret": secret,
+            "rotated": rotated,
+            "grace_hours": grace_hours(),
+        },
+    )
     add_never_cache_headers(response)  # no-store: never kept by a browser or a proxy
     response["Referrer-Policy"] = "no-referrer"
     return response
@@ -200,10 +209,13 @@ def enter(request: HttpRequest, token: str) -> HttpResponse:
     link = access.read_link(token)
     owner = access.load_owner(link[0], link[1]) if link is not None else None
     if link is None or owner is None:
-        response = access.refused(request, "Link expired",
-                                  "This link to the webhook portal has expired or is not valid. "
-                                  "Open the portal again from the page that linked you here.",
-                                  403)  # fmt: skip
+        response = access.refused(
+            request,
+            "Link expired",
+            "This link to the webhook portal has expired or is not valid. "
+            "Open the portal again from the page that linked you here.",
+            403,
+        )
         response["Referrer-Policy"] = "no-referrer"
         return access.frame_headers(response, None)
     response = HttpResponseRedirect(access.portal_root(), status=303)
@@ -286,12 +298,20 @@ def endpoint(request: HttpRequest, pk: int) -> HttpResponse:
     )
     last = last_attempts([last_id]).get(last_id) if last_id else None
     series = hourly_delivery_counts(endpoint, hours=CHART_HOURS, now=now)
-    return render(request, "endpoint.html", {
-        "endpoint": endpoint, "state": state_of(endpoint), "counts": counts, "latency": latency,
-        "rate": success_rate(counts),
-        "last_attempt": last, "chart": delivery_chart(series),
-        "recover_form": RecoverForm(initial={"since": since.replace(second=0, microsecond=0)}),
-    })  # fmt: skip
+    return render(
+        request,
+        "endpoint.html",
+        {
+            "endpoint": endpoint,
+            "state": state_of(endpoint),
+            "counts": counts,
+            "latency": latency,
+            "rate": success_rate(counts),
+            "last_attempt": last,
+            "chart": delivery_chart(series),
+            "recover_form": RecoverForm(initial={"since": since.replace(second=0, microsecond=0)}),
+        },
+    )
 
 
 @portal_view
@@ -327,8 +347,7 @@ def endpoint_delete(request: HttpRequest, pk: int) -> HttpResponse:
         Endpoint.objects.filter(pk=endpoint.pk).delete()
         return redirect("endpoints", notice="deleted")
     deliveries = Delivery.objects.filter(endpoint=endpoint).count()
-    return render(request, "endpoint_delete.html",
-                  {"endpoint": endpoint, "deliveries": deliveries})  # fmt: skip
+    return render(request, "endpoint_delete.html", {"endpoint": endpoint, "deliveries": deliveries})
 
 
 @portal_view
@@ -373,8 +392,11 @@ def endpoint_secret(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = owned_endpoint(request, pk, secrets=request.method == "POST")
     if request.method == "POST":
         return secret_page(request, endpoint, endpoint.secret, rotated=False)
-    return render(request, "secret_confirm.html", {"endpoint": endpoint, "rotate": False,
-                                                   "grace_hours": grace_hours()})  # fmt: skip
+    return render(
+        request,
+        "secret_confirm.html",
+        {"endpoint": endpoint, "rotate": False, "grace_hours": grace_hours()},
+    )
 
 
 @portal_view
@@ -384,8 +406,11 @@ def endpoint_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         secret = endpoint.rotate_secret()
         return secret_page(request, endpoint, secret, rotated=True)
-    return render(request, "secret_confirm.html", {"endpoint": endpoint, "rotate": True,
-                                                   "grace_hours": grace_hours()})  # fmt: skip
+    return render(
+        request,
+        "secret_confirm.html",
+        {"endpoint": endpoint, "rotate": True, "grace_hours": grace_hours()},
+    )
 
 
 # -- test events and recovery ---------------------------------------------------------------------
@@ -451,10 +476,21 @@ def deliveries(request: HttpRequest, pk: int) -> HttpResponse:
             Delivery.objects.filter(endpoint=endpoint)
             .filter(event_type_q(filters.cleaned_data["event_type"]))
             .select_related("event")
-            .only("pk", "status", "attempts", "last_status_code", "last_error", "created_at",
-                  "next_attempt_at", "completed_at", "event__id", "event__type", "event__is_test")
+            .only(
+                "pk",
+                "status",
+                "attempts",
+                "last_status_code",
+                "last_error",
+                "created_at",
+                "next_attempt_at",
+                "completed_at",
+                "event__id",
+                "event__type",
+                "event__is_test",
+            )
             .order_by("-pk")
-        )  # fmt: skip
+        )
         if filters.cleaned_data["status"]:
             query = query.filter(status=filters.cleaned_data["status"])
         if filters.cleaned_data["before"]:
@@ -465,12 +501,21 @@ def deliveries(request: HttpRequest, pk: int) -> HttpResponse:
             params = {k: v for k, v in filters.cleaned_data.items() if v and k != "before"}
             older = "?" + urlencode({**params, "before": rows[-1].pk})
     status = 200 if filters.is_valid() else 400
-    return render(request, "deliveries.html", {
-        "endpoint": endpoint, "filters": filters, "rows": rows, "older": older,
-        "event_types": list(declared_event_types()),
-        "recover_form": RecoverForm(initial={
-            "since": (timezone.now() - WINDOW).replace(second=0, microsecond=0)}),
-    }, status)  # fmt: skip
+    return render(
+        request,
+        "deliveries.html",
+        {
+            "endpoint": endpoint,
+            "filters": filters,
+            "rows": rows,
+            "older": older,
+            "event_types": list(declared_event_types()),
+            "recover_form": RecoverForm(
+                initial={"since": (timezone.now() - WINDOW).replace(second=0, microsecond=0)}
+            ),
+        },
+        status,
+    )
 
 
 @portal_view
@@ -481,11 +526,17 @@ def delivery(request: HttpRequest, pk: int) -> HttpResponse:
     for attempt in attempts:
         attempt.request_headers_text = pretty(attempt.request_headers)  # type: ignore[attr-defined]
         attempt.response_headers_text = pretty(attempt.response_headers)  # type: ignore[attr-defined]
-    return render(request, "delivery.html", {
-        "delivery": delivery, "endpoint": delivery.endpoint, "attempts": attempts,
-        "payload": pretty(delivery.event.data),
-        "retryable": delivery.status in (Delivery.Status.FAILED, Delivery.Status.CANCELLED),
-    })  # fmt: skip
+    return render(
+        request,
+        "delivery.html",
+        {
+            "delivery": delivery,
+            "endpoint": delivery.endpoint,
+            "attempts": attempts,
+            "payload": pretty(delivery.event.data),
+            "retryable": delivery.status in (Delivery.Status.FAILED, Delivery.Status.CANCELLED),
+        },
+    )
 
 
 def pretty(value: Any) -> str:
@@ -498,9 +549,12 @@ def delivery_retry(request: HttpRequest, pk: int) -> HttpResponse:
     """As the API's retry: only a failed or cancelled delivery is sent again."""
     delivery = owned_delivery(request, pk)
     if delivery.status in (Delivery.Status.PENDING, Delivery.Status.SUCCEEDED):
-        return refused_action(request, delivery.endpoint,
-                              f"This delivery is {delivery.status}: only failed or cancelled "
-                              "deliveries can be retried.")  # fmt: skip
+        return refused_action(
+            request,
+            delivery.endpoint,
+            f"This delivery is {delivery.status}: only failed or cancelled "
+            "deliveries can be retried.",
+        )
     retry_deliveries(Delivery.objects.filter(pk=delivery.pk))
     return redirect("delivery", delivery.pk, notice="retried")
 
@@ -511,8 +565,9 @@ def delivery_retry(request: HttpRequest, pk: int) -> HttpResponse:
 @portal_view
 @require_safe
 def event_types(request: HttpRequest) -> HttpResponse:
-    return render(request, "event_types.html",
-                  {"catalogue": subscribable_types(), "nav": "event_types"})  # fmt: skip
+    return render(
+        request, "event_types.html", {"catalogue": subscribable_types(), "nav": "event_types"}
+    )
 
 
 @portal_view

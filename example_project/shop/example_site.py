@@ -51,9 +51,11 @@ def set_up_customers(site_url: str) -> list[tuple[Customer, Endpoint]]:
             endpoint = Endpoint.objects.owned_by(customer).order_by("pk").first()
             if endpoint is None:
                 endpoint = Endpoint.objects.create(
-                    url=url, event_types=["order.*"], owner=customer,
+                    url=url,
+                    event_types=["order.*"],
+                    owner=customer,
                     description=f"{name}'s order system",
-                )  # fmt: skip
+                )
             elif endpoint.url != url:  # the site moved to another port since the last run
                 endpoint.url = url
                 endpoint.save(update_fields=["url"])
@@ -104,9 +106,13 @@ def manage(
 ) -> subprocess.Popen[bytes]:
     """Start ``manage.py <args>`` in its own session, so that a Ctrl-C reaches only our handler."""
     return subprocess.Popen(
-        [sys.executable, MANAGE, *args], env=env, stdout=output, stderr=subprocess.STDOUT if output else None,
-        start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-    )  # fmt: skip
+        [sys.executable, MANAGE, *args],
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT if output else None,
+        start_new_session=True,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
 
 
 def stop(processes: list[subprocess.Popen[bytes]], timeout: float = 10) -> None:

@@ -9,9 +9,12 @@ class Customer(models.Model):
     slug = models.SlugField(unique=True)
     # The login a customer uses for the REST API (DJANGO_HOOKS["API_OWNER"] maps it back here).
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="customer",
-    )  # fmt: skip
+    )
 
     def __str__(self) -> str:
         return self.name

@@ -20,8 +20,11 @@ def github_webhook(request: HttpRequest) -> HttpResponse:
     # is already stored as an InboundWebhook (see the admin's inbound calls).
     hook = request.webhook  # type: ignore[attr-defined]
     if hook.type == "push":
-        logger.info("GitHub push to %s by %s", hook.payload.get("ref"),
-                    (hook.payload.get("pusher") or {}).get("name"))  # fmt: skip
+        logger.info(
+            "GitHub push to %s by %s",
+            hook.payload.get("ref"),
+            (hook.payload.get("pusher") or {}).get("name"),
+        )
     return HttpResponse(status=204)
 
 

@@ -26,8 +26,13 @@ from tests.receiver import Reply
 ROOT = Path(__file__).resolve().parents[2]
 MANAGE = ROOT / "example_project" / "manage.py"
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update"]  # fmt: skip
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 PASSWORD = "browser-test-password"  # a throwaway database
 
 
@@ -81,9 +86,13 @@ class ExampleSite:
 
     def manage(self, *args: str) -> str:
         done = subprocess.run(
-            [sys.executable, str(MANAGE), *args], env=self.env, capture_output=True, text=True,
-            timeout=120, check=False,
-        )  # fmt: skip
+            [sys.executable, str(MANAGE), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         if done.returncode:
             raise RuntimeError(f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}")
         return done.stdout
@@ -91,9 +100,11 @@ class ExampleSite:
     def start(self, name: str, *args: str) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115  (closed with the process)
         process = subprocess.Popen(
-            [sys.executable, str(MANAGE), *args], env=self.env, stdout=log,
+            [sys.executable, str(MANAGE), *args],
+            env=self.env,
+            stdout=log,
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
         self.processes.append(process)
         return process
 
@@ -103,8 +114,14 @@ class ExampleSite:
             "createsuperuser", "--noinput", "--username", "admin", "--email", "a@example.com"
         )
         server = self.start("runserver", "runserver", f"127.0.0.1:{self.port}", "--noreload")
-        self.start("worker", "rqworker", "default", "--with-scheduler",
-                   "--worker-class", "rq.worker.SimpleWorker")  # fmt: skip
+        self.start(
+            "worker",
+            "rqworker",
+            "default",
+            "--with-scheduler",
+            "--worker-class",
+            "rq.worker.SimpleWorker",
+        )
         wait_for_port(self.port, server)
         return self
 
@@ -125,9 +142,12 @@ def browser_page():
     with tempfile.TemporaryDirectory(prefix="django-hooks-chromium-") as profile:
         with sync_playwright() as playwright:
             context = playwright.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
+                profile,
+                executable_path=CHROMIUM,
+                headless=True,
+                args=CHROMIUM_FLAGS,
                 viewport={"width": 1440, "height": 900},
-            )  # fmt: skip
+            )
             context.set_default_timeout(20_000)
             try:
                 yield context.pages[0] if context.pages else context.new_page()
@@ -259,9 +279,13 @@ def test_the_admin_console_in_a_real_browser(site, browser_page, receiver):
     expect(page.locator("#result_list tbody th.field-id").first).to_have_text(str(endpoint_id))
 
     # The reveal and the rotation were recorded in the admin log.
-    log = site.manage("shell", "-c", (
-        "from django.contrib.admin.models import LogEntry; import json; "
-        "print(json.dumps(list(LogEntry.objects.order_by('pk').values_list('change_message', flat=True))))"
-    ))  # fmt: skip
+    log = site.manage(
+        "shell",
+        "-c",
+        (
+            "from django.contrib.admin.models import LogEntry; import json; "
+            "print(json.dumps(list(LogEntry.objects.order_by('pk').values_list('change_message', flat=True))))"
+        ),
+    )
     messages = json.loads(log.strip().splitlines()[-1])
     assert "Revealed the signing secret." in messages and "Rotated the signing secret." in messages

@@ -111,18 +111,27 @@ def many_endpoints(count):
     """``count`` endpoints, each with a succeeded, a failed and a pending delivery, attempts."""
     ciphertext = encryption.encrypt(generate_secret())
     endpoints = Endpoint.objects.bulk_create(
-        [Endpoint(url=f"https://hooks{n}.example.com/", secret_ciphertext=ciphertext)
-         for n in range(count)]
-    )  # fmt: skip
+        [
+            Endpoint(url=f"https://hooks{n}.example.com/", secret_ciphertext=ciphertext)
+            for n in range(count)
+        ]
+    )
     event = Event.objects.create(type="order.paid", data={"n": 1})
     deliveries = Delivery.objects.bulk_create(
-        [Delivery(event=event, endpoint=e, status=status, attempts=1)
-         for e in endpoints for status in ("succeeded", "failed", "pending")]
-    )  # fmt: skip
+        [
+            Delivery(event=event, endpoint=e, status=status, attempts=1)
+            for e in endpoints
+            for status in ("succeeded", "failed", "pending")
+        ]
+    )
     DeliveryAttempt.objects.bulk_create(
-        [DeliveryAttempt(delivery=d, number=1, url=d.endpoint.url, status_code=200, duration_ms=5)
-         for d in deliveries]
-    )  # fmt: skip
+        [
+            DeliveryAttempt(
+                delivery=d, number=1, url=d.endpoint.url, status_code=200, duration_ms=5
+            )
+            for d in deliveries
+        ]
+    )
     return endpoints
 
 
@@ -145,9 +154,11 @@ def test_list_pages_issue_the_same_few_queries_for_3_rows_or_200(admin_client_):
     many_endpoints(197)
     Event.objects.bulk_create([Event(type="order.paid", data={}) for _ in range(200)])
     InboundWebhook.objects.bulk_create(
-        [InboundWebhook(source="s", provider="github", webhook_id=f"x{n}", body=b"{}")
-         for n in range(200)]
-    )  # fmt: skip
+        [
+            InboundWebhook(source="s", provider="github", webhook_id=f"x{n}", body=b"{}")
+            for n in range(200)
+        ]
+    )
     large = {
         url: count_queries(admin_client_, url) for url in (ENDPOINTS, DELIVERIES, EVENTS, INBOUND)
     }
@@ -173,12 +184,21 @@ def test_the_other_lists_with_200_rows_stay_under_a_fixed_query_budget(
         [Event(type="order.paid", data={"big": "x" * 1000}) for _ in range(200)]
     )
     InboundWebhook.objects.bulk_create(
-        [InboundWebhook(source="s", provider="github", webhook_id=f"x{n}", body=b"{}")
-         for n in range(200)]
-    )  # fmt: skip
-    for url in (DELIVERIES, DELIVERIES + "?status=failed", EVENTS, EVENTS + "?type=order.paid",
-                INBOUND, INBOUND + "?provider=github", DELIVERIES + "?_facets=True",
-                ENDPOINTS + "?_facets=True&state=receiving"):  # fmt: skip
+        [
+            InboundWebhook(source="s", provider="github", webhook_id=f"x{n}", body=b"{}")
+            for n in range(200)
+        ]
+    )
+    for url in (
+        DELIVERIES,
+        DELIVERIES + "?status=failed",
+        EVENTS,
+        EVENTS + "?type=order.paid",
+        INBOUND,
+        INBOUND + "?provider=github",
+        DELIVERIES + "?_facets=True",
+        ENDPOINTS + "?_facets=True&state=receiving",
+    ):
         with django_assert_max_num_queries(10):
             assert admin_client_.get(url).status_code == 200, url
 
@@ -190,12 +210,23 @@ def test_the_change_page_charts_delivered_and_failed_per_hour(admin_client_):
     endpoint = Endpoint.objects.create(url="https://hooks.example.com/")
     event = Event.objects.create(type="order.paid", data={})
     now = timezone.now()
-    for hours_ago, status, n in [(1, "succeeded", 7), (1, "failed", 2), (30, "succeeded", 4),
-                                 (60, "failed", 5)]:  # fmt: skip
+    for hours_ago, status, n in [
+        (1, "succeeded", 7),
+        (1, "failed", 2),
+        (30, "succeeded", 4),
+        (60, "failed", 5),
+    ]:
         Delivery.objects.bulk_create(
-            [Delivery(event=event, endpoint=endpoint, status=status,
-                      created_at=now - dt.timedelta(hours=hours_ago)) for _ in range(n)]
-        )  # fmt: skip
+            [
+                Delivery(
+                    event=event,
+                    endpoint=endpoint,
+                    status=status,
+                    created_at=now - dt.timedelta(hours=hours_ago),
+                )
+                for _ in range(n)
+            ]
+        )
     response = admin_client_.get(endpoint_url(endpoint))
     page = text(response)
     assert response.status_code == 200
@@ -242,8 +273,9 @@ def test_disable_and_enable_buttons(admin_client_, receiver, redis):
     # A delivery left pending from before the disable resumes on enable.
     Endpoint.objects.filter(pk=endpoint.pk).update(disabled_at=None)
     django_hooks.send_event("order.paid", {})
-    Endpoint.objects.filter(pk=endpoint.pk).update(disabled_at=timezone.now(),
-                                                   failing_since=timezone.now())  # fmt: skip
+    Endpoint.objects.filter(pk=endpoint.pk).update(
+        disabled_at=timezone.now(), failing_since=timezone.now()
+    )
     redis.flushdb()
     response = admin_client_.post(endpoint_url(endpoint, "enable"), follow=True)
     assert "Enabled; 1 pending deliveries resumed." in text(response)
@@ -307,10 +339,14 @@ def test_recover_refuses_a_bad_window_and_changes_nothing(admin_client_):
     endpoint = Endpoint.objects.create(url="https://hooks.example.com/")
     event = Event.objects.create(type="order.paid", data={})
     Delivery.objects.create(event=event, endpoint=endpoint, status="failed")
-    for data, problem in [({}, "Failed since This field is required."),
-                          ({"since": "yesterday"}, "Enter a valid date/time."),
-                          ({"since": "2026-11-20T10:00", "until": "2026-11-20T09:00"},
-                           "“until” must be later than “since”.")]:  # fmt: skip
+    for data, problem in [
+        ({}, "Failed since This field is required."),
+        ({"since": "yesterday"}, "Enter a valid date/time."),
+        (
+            {"since": "2026-11-20T10:00", "until": "2026-11-20T09:00"},
+            "“until” must be later than “since”.",
+        ),
+    ]:
         response = admin_client_.post(endpoint_url(endpoint, "recover"), data, follow=True)
         assert "Nothing recovered" in text(response) and problem in text(response), data
     assert Delivery.objects.get().status == "failed"
@@ -358,9 +394,16 @@ def test_operator_buttons_need_a_csrf_token():
 def endpoint_form(**fields):
     """What the add/change form posts: event types as typed, headers as (name, value) rows."""
     headers = fields.pop("headers", [])
-    data = {"url": "https://hooks.example.com/in", "description": "", "event_types": "",
-            "is_active": "on", "owner_content_type": "", "owner_id": "", "signing_scheme": "hmac",
-            **fields}  # fmt: skip
+    data = {
+        "url": "https://hooks.example.com/in",
+        "description": "",
+        "event_types": "",
+        "is_active": "on",
+        "owner_content_type": "",
+        "owner_id": "",
+        "signing_scheme": "hmac",
+        **fields,
+    }
     for index, (name, value) in enumerate([*headers, ("", ""), ("", "")]):
         data[f"headers-{index}-name"], data[f"headers-{index}-value"] = name, value
     return data
@@ -375,10 +418,13 @@ def form_errors(response):
 def test_an_endpoint_is_created_and_edited_from_the_admin(admin_client_):
     response = admin_client_.post(
         ENDPOINTS + "add/",
-        endpoint_form(url="hooks.example.com/in", description="Billing",
-                      event_types="order.*\r\ninvoice.paid, customer.created\r\n\r\n",
-                      headers=[("X-Api-Key", "k-1"), ("", "")]),
-    )  # fmt: skip
+        endpoint_form(
+            url="hooks.example.com/in",
+            description="Billing",
+            event_types="order.*\r\ninvoice.paid, customer.created\r\n\r\n",
+            headers=[("X-Api-Key", "k-1"), ("", "")],
+        ),
+    )
     assert response.status_code == 302, text(response)
     endpoint = Endpoint.objects.get()
     assert endpoint.url == "https://hooks.example.com/in" and endpoint.secret.startswith("whsec_")
@@ -396,9 +442,12 @@ def test_an_endpoint_is_created_and_edited_from_the_admin(admin_client_):
 
     response = admin_client_.post(
         endpoint_url(endpoint),
-        endpoint_form(description="Billing v2", event_types="order.paid",
-                      headers=[("", ""), ("Authorization", "Bearer t")]),
-    )  # fmt: skip
+        endpoint_form(
+            description="Billing v2",
+            event_types="order.paid",
+            headers=[("", ""), ("Authorization", "Bearer t")],
+        ),
+    )
     assert response.status_code == 302, text(response)
     endpoint.refresh_from_db()
     assert endpoint.description == "Billing v2" and endpoint.event_types_match == "|order.paid|"
@@ -421,13 +470,18 @@ def test_the_admin_names_each_bad_event_type_as_the_api_does(admin_client_):
     admin_problems = form_errors(response)
     api = APIClient()
     api.force_login(User.objects.create_user("alice"))
-    answer = api.post("/api/hooks/endpoints/",
-                      {"url": "https://hooks.example.com/", "event_types": bad}, format="json")  # fmt: skip
+    answer = api.post(
+        "/api/hooks/endpoints/",
+        {"url": "https://hooks.example.com/", "event_types": bad},
+        format="json",
+    )
     assert answer.status_code == 400
     assert admin_problems == answer.json()["event_types"]
     assert [problem.split(" is not")[0] for problem in admin_problems] == [
-        "'order paid'", "'a..b'", "'order.*.paid'"
-    ]  # fmt: skip
+        "'order paid'",
+        "'a..b'",
+        "'order.*.paid'",
+    ]
     # The text comes back as typed, to be corrected.
     assert "order.*\norder paid\na..b\norder.*.paid</textarea>" in text(response)
 
@@ -442,16 +496,27 @@ def test_the_admin_names_each_bad_event_type_as_the_api_does(admin_client_):
 
 def test_header_rows_are_checked_by_the_header_rules_each_named(admin_client_):
     for rows, problems in [
-        ([("Host", "evil.example")], ["'Host' is set by django-hooks or a proxy: cannot be replaced."]),
+        (
+            [("Host", "evil.example")],
+            ["'Host' is set by django-hooks or a proxy: cannot be replaced."],
+        ),
         ([("X-Key", "a"), ("", "orphan")], ["Row 2 has a value but no header name."]),
-        ([("X-Key", "a"), ("x-key", "b")],
-         ["'x-key' is given twice (as 'X-Key' too): header names are case-insensitive, so give "
-          "each one once."]),
-        ([("Bad Name", "v"), ("X-Ok", "é")],
-         ["'Bad Name' is not a valid header name.",
-          "The value of 'X-Ok' must be ASCII without leading or trailing spaces."]),
+        (
+            [("X-Key", "a"), ("x-key", "b")],
+            [
+                "'x-key' is given twice (as 'X-Key' too): header names are case-insensitive, so give "
+                "each one once."
+            ],
+        ),
+        (
+            [("Bad Name", "v"), ("X-Ok", "é")],
+            [
+                "'Bad Name' is not a valid header name.",
+                "The value of 'X-Ok' must be ASCII without leading or trailing spaces.",
+            ],
+        ),
         ([(f"X-{n}", "v") for n in range(21)], ["At most 20 headers; got 21."]),
-    ]:  # fmt: skip
+    ]:
         response = admin_client_.post(ENDPOINTS + "add/", endpoint_form(headers=rows))
         assert response.status_code == 200, rows
         assert form_errors(response) == problems, rows
@@ -476,10 +541,17 @@ def test_the_owner_is_set_by_type_and_id_and_checked(admin_client_):
         (org_type, "999", "There is no organization with id '999'."),
         (org_type, "abc", "There is no organization with id 'abc'."),
         (org_type, "9" * 30, f"There is no organization with id '{'9' * 30}'."),
-        (org_type, "", "Enter the id of the organization that owns this endpoint, or choose "
-                       "“no owner”."),
-        ("", str(org.pk), f"Choose the type of the owner with id '{org.pk}', or clear the owner id."),
-    ]:  # fmt: skip
+        (
+            org_type,
+            "",
+            "Enter the id of the organization that owns this endpoint, or choose “no owner”.",
+        ),
+        (
+            "",
+            str(org.pk),
+            f"Choose the type of the owner with id '{org.pk}', or clear the owner id.",
+        ),
+    ]:
         response = admin_client_.post(
             ENDPOINTS + "add/", endpoint_form(owner_content_type=owner_type, owner_id=owner_id)
         )
@@ -501,9 +573,16 @@ def test_the_owner_is_set_by_type_and_id_and_checked(admin_client_):
 def test_the_add_form_shows_no_read_only_fields_and_labels_every_input(admin_client_):
     page = text(admin_client_.get(ENDPOINTS + "add/"))
     form = page[page.index('id="endpoint_form"') : page.index('class="submit-row"')]
-    for read_only in ("id", "state", "disabled_at_display", "disabled_reason",
-                      "failing_since_display", "owner_display", "created_display",
-                      "updated_display"):  # fmt: skip
+    for read_only in (
+        "id",
+        "state",
+        "disabled_at_display",
+        "disabled_reason",
+        "failing_since_display",
+        "owner_display",
+        "created_display",
+        "updated_display",
+    ):
         assert f"field-{read_only}" not in form, read_only
     assert 'class="readonly"' not in form
     labelled = set(re.findall(r'<label[^>]* for="([^"]+)"', form))
@@ -534,13 +613,23 @@ def test_every_admin_page_shows_times_in_one_format(admin_client_, receiver, red
     receiver.script("/hook", Reply(500))
     event = django_hooks.send_event("order.paid", {"id": 1})
     drain()
-    Endpoint.objects.filter(pk=endpoint.pk).update(disabled_at=timezone.now(),
-                                                   failing_since=timezone.now())  # fmt: skip
+    Endpoint.objects.filter(pk=endpoint.pk).update(
+        disabled_at=timezone.now(), failing_since=timezone.now()
+    )
     delivery = Delivery.objects.get()
-    call = InboundWebhook.objects.create(source="s", provider="standard", webhook_id="w1",
-                                         body=b"", processed_at=timezone.now())  # fmt: skip
-    pages = [ENDPOINTS, endpoint_url(endpoint), EVENTS, f"{EVENTS}{event.pk}/change/", DELIVERIES,
-             f"{DELIVERIES}{delivery.pk}/change/", INBOUND, f"{INBOUND}{call.pk}/change/"]  # fmt: skip
+    call = InboundWebhook.objects.create(
+        source="s", provider="standard", webhook_id="w1", body=b"", processed_at=timezone.now()
+    )
+    pages = [
+        ENDPOINTS,
+        endpoint_url(endpoint),
+        EVENTS,
+        f"{EVENTS}{event.pk}/change/",
+        DELIVERIES,
+        f"{DELIVERIES}{delivery.pk}/change/",
+        INBOUND,
+        f"{INBOUND}{call.pk}/change/",
+    ]
     one_format = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
     django_formats = re.compile(
         r"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}\b|[ap]\.m\."
@@ -586,10 +675,15 @@ def test_list_actions_need_the_change_permission(viewer):
     endpoint = Endpoint.objects.create(url="https://hooks.example.com/")
     event = Event.objects.create(type="order.paid", data={})
     delivery = Delivery.objects.create(event=event, endpoint=endpoint, status="failed")
-    call = InboundWebhook.objects.create(source="s", provider="standard", webhook_id="w",
-                                         body=b"{}", status="failed")  # fmt: skip
-    for url, action, pk in [(ENDPOINTS, "disable", endpoint.pk), (ENDPOINTS, "send_test", endpoint.pk),
-                            (DELIVERIES, "retry", delivery.pk), (INBOUND, "reprocess", call.pk)]:  # fmt: skip
+    call = InboundWebhook.objects.create(
+        source="s", provider="standard", webhook_id="w", body=b"{}", status="failed"
+    )
+    for url, action, pk in [
+        (ENDPOINTS, "disable", endpoint.pk),
+        (ENDPOINTS, "send_test", endpoint.pk),
+        (DELIVERIES, "retry", delivery.pk),
+        (INBOUND, "reprocess", call.pk),
+    ]:
         viewer.post(url, {"action": action, "_selected_action": [pk]})
     endpoint.refresh_from_db(), delivery.refresh_from_db(), call.refresh_from_db()
     assert endpoint.disabled_at is None and Event.objects.count() == 1
@@ -683,11 +777,17 @@ def test_the_inbound_page_shows_headers_and_body_and_reprocess_runs_the_handler(
     from tests.testapp import views
 
     call = InboundWebhook.objects.create(
-        source="shop", provider="standard", webhook_id="msg_r", event_type="order.paid",
-        headers={"webhook-id": "msg_r"}, body=b'{"type": "order.paid", "data": {"id": 7}}',
-        payload={"type": "order.paid", "data": {"id": 7}}, status="failed", error="boom",
+        source="shop",
+        provider="standard",
+        webhook_id="msg_r",
+        event_type="order.paid",
+        headers={"webhook-id": "msg_r"},
+        body=b'{"type": "order.paid", "data": {"id": 7}}',
+        payload={"type": "order.paid", "data": {"id": 7}},
+        status="failed",
+        error="boom",
         handler="tests.testapp.views:standard",
-    )  # fmt: skip
+    )
     page = text(admin_client_.get(f"{INBOUND}{call.pk}/change/"))
     assert (
         "webhook-id" in page and "msg_r" in page and "&quot;id&quot;: 7" in page and "boom" in page

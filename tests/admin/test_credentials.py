@@ -18,16 +18,26 @@ HOOKS = {"ALLOWED_NETWORKS": ["127.0.0.0/8"]}
 def form(**overrides: str) -> dict[str, str]:
     from tests.admin.test_console import endpoint_form
 
-    fields = {"url": "http://127.0.0.1:9/hook", "max_concurrency": "", "rate_limit": "",
-              "credentials_kind": "", **overrides}  # fmt: skip
+    fields = {
+        "url": "http://127.0.0.1:9/hook",
+        "max_concurrency": "",
+        "rate_limit": "",
+        "credentials_kind": "",
+        **overrides,
+    }
     return endpoint_form(**fields)
 
 
 def test_credentials_are_set_kept_changed_and_removed(admin_client_) -> None:  # noqa: F811
     with override_settings(DJANGO_HOOKS=HOOKS):
-        added = admin_client_.post(f"{ENDPOINTS}add/", form(
-            credentials_kind="basic", credentials_username="acme",
-            credentials_password="pw_Ik8Uj7Yh6"))  # fmt: skip
+        added = admin_client_.post(
+            f"{ENDPOINTS}add/",
+            form(
+                credentials_kind="basic",
+                credentials_username="acme",
+                credentials_password="pw_Ik8Uj7Yh6",
+            ),
+        )
         assert added.status_code == 302, added.content.decode()[-3000:]
         endpoint = Endpoint.objects.get()
         assert endpoint.auth == BasicAuth("acme", "pw_Ik8Uj7Yh6")
@@ -37,8 +47,10 @@ def test_credentials_are_set_kept_changed_and_removed(admin_client_) -> None:  #
         assert "pw_Ik8Uj7Yh6" not in page and endpoint.auth_ciphertext not in page
 
         # Saved again with the password left blank: kept.
-        kept = admin_client_.post(endpoint_url(endpoint), form(
-            description="edited", credentials_kind="basic", credentials_username="acme"))  # fmt: skip
+        kept = admin_client_.post(
+            endpoint_url(endpoint),
+            form(description="edited", credentials_kind="basic", credentials_username="acme"),
+        )
         assert kept.status_code == 302
         endpoint = Endpoint.objects.get()
         assert (endpoint.description, endpoint.auth) == (
@@ -51,8 +63,10 @@ def test_credentials_are_set_kept_changed_and_removed(admin_client_) -> None:  #
         assert refused.status_code == 200
         assert "Bearer: token is required" in refused.content.decode()
         assert Endpoint.objects.get().auth == BasicAuth("acme", "pw_Ik8Uj7Yh6")
-        changed = admin_client_.post(endpoint_url(endpoint), form(
-            credentials_kind="bearer", credentials_token="tok_Ws2Ed3Rf4"))  # fmt: skip
+        changed = admin_client_.post(
+            endpoint_url(endpoint),
+            form(credentials_kind="bearer", credentials_token="tok_Ws2Ed3Rf4"),
+        )
         assert changed.status_code == 302
         assert Endpoint.objects.get().auth == BearerToken("tok_Ws2Ed3Rf4")
 
@@ -63,9 +77,14 @@ def test_credentials_are_set_kept_changed_and_removed(admin_client_) -> None:  #
 
 def test_a_bad_certificate_is_named(admin_client_) -> None:  # noqa: F811
     with override_settings(DJANGO_HOOKS=HOOKS):
-        response = admin_client_.post(f"{ENDPOINTS}add/", form(
-            credentials_kind="mtls", credentials_certificate="not a certificate",
-            credentials_private_key="nor a key"))  # fmt: skip
+        response = admin_client_.post(
+            f"{ENDPOINTS}add/",
+            form(
+                credentials_kind="mtls",
+                credentials_certificate="not a certificate",
+                credentials_private_key="nor a key",
+            ),
+        )
     assert response.status_code == 200
     assert "mTLS: certificate is not a PEM certificate." in response.content.decode()
     assert not Endpoint.objects.exists()

@@ -79,9 +79,11 @@ def test_the_matrix_names_every_route():
 
 def state():
     """Everything a request could change."""
-    endpoints = list(Endpoint.objects.order_by("pk").values_list(
-        "pk", "url", "description", "secret_ciphertext", "signing_key_ciphertext",
-        "is_active"))  # fmt: skip
+    endpoints = list(
+        Endpoint.objects.order_by("pk").values_list(
+            "pk", "url", "description", "secret_ciphertext", "signing_key_ciphertext", "is_active"
+        )
+    )
     deliveries = list(Delivery.objects.order_by("pk").values_list("pk", "status"))
     return endpoints, deliveries, Event.objects.count(), IdempotencyKey.objects.count()
 
@@ -143,8 +145,9 @@ def test_owners_reach_their_own_objects(route, allowed, kind, alice, as_alice):
     mine = owned_objects(alice)
     url = API + route.format(id=mine[kind] if kind else "")
     method = sorted(allowed)[0] if "get" not in allowed else "get"
-    with override_settings(DJANGO_HOOKS={"ALLOWED_NETWORKS": ["127.0.0.0/8"],
-                                         "FEED_STREAM_LIFETIME": 0}):  # fmt: skip
+    with override_settings(
+        DJANGO_HOOKS={"ALLOWED_NETWORKS": ["127.0.0.0/8"], "FEED_STREAM_LIFETIME": 0}
+    ):
         response = getattr(as_alice, method)(url, body_for(route), format="json")
     assert response.status_code in (200, 201, 202), (method, url, response.content)
 
@@ -152,9 +155,11 @@ def test_owners_reach_their_own_objects(route, allowed, kind, alice, as_alice):
 def test_basic_authentication_answers_401_with_a_challenge(alice):
     alice.set_password("pw-alice")
     alice.save()
-    with override_settings(REST_FRAMEWORK={
-        "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.BasicAuthentication"]
-    }):  # fmt: skip
+    with override_settings(
+        REST_FRAMEWORK={
+            "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.BasicAuthentication"]
+        }
+    ):
         anonymous = APIClient().get(API + "endpoints/")
         assert anonymous.status_code == 401
         assert anonymous["WWW-Authenticate"].startswith("Basic")
@@ -164,9 +169,9 @@ def test_basic_authentication_answers_401_with_a_challenge(alice):
 
 
 def test_project_permissions_are_never_widened(as_alice):
-    with override_settings(REST_FRAMEWORK={
-        "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"]
-    }):  # fmt: skip
+    with override_settings(
+        REST_FRAMEWORK={"DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"]}
+    ):
         assert as_alice.get(API + "endpoints/").status_code == 403
 
 

@@ -197,9 +197,14 @@ def test_recover_redelivers_failed_deliveries_in_the_window(as_alice, alice, rec
         endpoint, delivery = failed_delivery(alice, receiver, redis)
         now = timezone.now()
         url = API + f"endpoints/{endpoint.pk}/recover/"
-        early = as_alice.post(url, {"since": (now - dt.timedelta(hours=2)).isoformat(),
-                                    "until": (now - dt.timedelta(hours=1)).isoformat()},
-                              format="json")  # fmt: skip
+        early = as_alice.post(
+            url,
+            {
+                "since": (now - dt.timedelta(hours=2)).isoformat(),
+                "until": (now - dt.timedelta(hours=1)).isoformat(),
+            },
+            format="json",
+        )
         assert early.json() == {"recovered": 0}
         response = as_alice.post(
             url, {"since": (now - dt.timedelta(hours=1)).isoformat()}, format="json"

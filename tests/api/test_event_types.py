@@ -65,15 +65,19 @@ def test_strict_mode_refuses_undeclared_types_to_send_and_subscribe(order_paid, 
         assert "order.refunded" in str(error.value.message_dict["event_types"])
         Endpoint.objects.create(url="http://127.0.0.1:9/", event_types=["order.*", "order.paid"])
         Endpoint.objects.create(url="http://127.0.0.1:9/", event_types=["*"])
-        response = as_alice.post(API + "endpoints/", {"url": "http://127.0.0.1:9/",
-                                                      "event_types": ["invoice.*"]}, format="json")  # fmt: skip
+        response = as_alice.post(
+            API + "endpoints/",
+            {"url": "http://127.0.0.1:9/", "event_types": ["invoice.*"]},
+            format="json",
+        )
         assert response.status_code == 400
         assert "invoice.*" in response.json()["event_types"][0]
         mine = as_alice.post(
             API + "endpoints/", {"url": "http://127.0.0.1:9/"}, format="json"
         ).json()
-        undeclared = as_alice.post(API + f"endpoints/{mine['id']}/test/",
-                                   {"event_type": "order.refunded"}, format="json")  # fmt: skip
+        undeclared = as_alice.post(
+            API + f"endpoints/{mine['id']}/test/", {"event_type": "order.refunded"}, format="json"
+        )
         assert undeclared.status_code == 400 and "not a declared" in undeclared.json()["detail"]
         assert (
             as_alice.post(API + f"endpoints/{mine['id']}/test/", {}, format="json").status_code

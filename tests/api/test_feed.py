@@ -69,8 +69,12 @@ def test_the_feed_waits_for_the_visibility_lag(as_alice, alice, time_travel):
 
 
 def test_bad_feed_parameters_are_400(as_alice):
-    for params, field in [({"after": "msg_nope"}, "after"), ({"limit": 0}, "limit"),
-                          ({"wait": 31}, "wait"), ({"types": "order..paid"}, "types")]:  # fmt: skip
+    for params, field in [
+        ({"after": "msg_nope"}, "after"),
+        ({"limit": 0}, "limit"),
+        ({"wait": 31}, "wait"),
+        ({"types": "order..paid"}, "types"),
+    ]:
         response = as_alice.get(API + "events/feed/", params)
         assert response.status_code == 400 and field in response.json(), params
 

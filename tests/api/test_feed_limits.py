@@ -145,8 +145,11 @@ def database_connections() -> int:
 @pytest.mark.parametrize("kind", ["long poll", "stream"])
 def test_thirty_waiters_hold_no_postgresql_connections(alice, redis, kind):
     waiters = 30
-    settings = {"FEED_CONNECTIONS_PER_OWNER": waiters, "FEED_STREAM_LIFETIME": 4,
-                "FEED_HEARTBEAT": 10}  # fmt: skip
+    settings = {
+        "FEED_CONNECTIONS_PER_OWNER": waiters,
+        "FEED_STREAM_LIFETIME": 4,
+        "FEED_HEARTBEAT": 10,
+    }
     baseline = database_connections()
     done = threading.Barrier(waiters + 1)
 

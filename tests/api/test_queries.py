@@ -22,8 +22,13 @@ def add_rows(owner, n):
     for i in range(n):
         django_hooks.send_event("order.paid", {"i": i}, owner=owner)
     for delivery in Delivery.objects.all():
-        DeliveryAttempt.objects.create(delivery=delivery, number=1, url="http://127.0.0.1:9/",
-                                       status_code=500, created_at=timezone.now())  # fmt: skip
+        DeliveryAttempt.objects.create(
+            delivery=delivery,
+            number=1,
+            url="http://127.0.0.1:9/",
+            status_code=500,
+            created_at=timezone.now(),
+        )
 
 
 def count_queries(client, url):

@@ -15,21 +15,39 @@ from tests.api.conftest import API
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SETTINGS = {"ALLOWED_NETWORKS": ["127.0.0.0/8"], "RETRY_SCHEDULE": []}
-OAUTH2 = {"kind": "oauth2", "token_url": "http://127.0.0.1:9/token", "client_id": "shop",
-          "client_secret": "cs_Pl9Ok8Ij7Uh6", "scope": "hooks"}  # fmt: skip
+OAUTH2 = {
+    "kind": "oauth2",
+    "token_url": "http://127.0.0.1:9/token",
+    "client_id": "shop",
+    "client_secret": "cs_Pl9Ok8Ij7Uh6",
+    "scope": "hooks",
+}
 
 
 def test_credentials_are_write_only(as_alice) -> None:
     with override_settings(DJANGO_HOOKS=SETTINGS):
-        created = as_alice.post(API + "endpoints/", {"url": "http://127.0.0.1:9/hook",
-                                "auth": OAUTH2, "headers": {"X-Api-Key": "key_Mj6Nh5Bg4"}},
-                                format="json")  # fmt: skip
+        created = as_alice.post(
+            API + "endpoints/",
+            {
+                "url": "http://127.0.0.1:9/hook",
+                "auth": OAUTH2,
+                "headers": {"X-Api-Key": "key_Mj6Nh5Bg4"},
+            },
+            format="json",
+        )
         assert created.status_code == 201, created.content
         pk = created.json()["id"]
-        shown = {"kind": "oauth2", "token_url": "http://127.0.0.1:9/token", "client_id": "shop",
-                 "scope": "hooks"}  # fmt: skip
-        for response in (created, as_alice.get(f"{API}endpoints/{pk}/"),
-                         as_alice.get(API + "endpoints/")):  # fmt: skip
+        shown = {
+            "kind": "oauth2",
+            "token_url": "http://127.0.0.1:9/token",
+            "client_id": "shop",
+            "scope": "hooks",
+        }
+        for response in (
+            created,
+            as_alice.get(f"{API}endpoints/{pk}/"),
+            as_alice.get(API + "endpoints/"),
+        ):
             assert "cs_Pl9Ok8Ij7Uh6" not in response.content.decode()
             assert "key_Mj6Nh5Bg4" not in response.content.decode()
         body = created.json()
@@ -39,21 +57,25 @@ def test_credentials_are_write_only(as_alice) -> None:
         assert endpoint.auth.client_secret == "cs_Pl9Ok8Ij7Uh6"
 
         # Sent back as read (a PUT of what GET returned): credentials and header values kept.
-        put = as_alice.put(f"{API}endpoints/{pk}/", {**body, "description": "edited"},
-                           format="json")  # fmt: skip
+        put = as_alice.put(
+            f"{API}endpoints/{pk}/", {**body, "description": "edited"}, format="json"
+        )
         assert put.status_code == 400  # auth as shown lacks the secret: named, nothing written
         assert "client_secret is required" in str(put.json()["auth"])
         body.pop("auth")
-        put = as_alice.put(f"{API}endpoints/{pk}/", {**body, "description": "edited"},
-                           format="json")  # fmt: skip
+        put = as_alice.put(
+            f"{API}endpoints/{pk}/", {**body, "description": "edited"}, format="json"
+        )
         assert put.status_code == 200, put.content
         endpoint = Endpoint.objects.get(pk=pk)
         assert endpoint.headers == {"X-Api-Key": "key_Mj6Nh5Bg4"}
         assert endpoint.auth.client_secret == "cs_Pl9Ok8Ij7Uh6"
 
-        changed = as_alice.patch(f"{API}endpoints/{pk}/", {"auth": {"kind": "basic",
-                                 "username": "acme", "password": "pw_Yt5Re4We3"}},
-                                 format="json")  # fmt: skip
+        changed = as_alice.patch(
+            f"{API}endpoints/{pk}/",
+            {"auth": {"kind": "basic", "username": "acme", "password": "pw_Yt5Re4We3"}},
+            format="json",
+        )
         assert changed.json()["auth"] == {"kind": "basic", "username": "acme"}
         assert Endpoint.objects.get(pk=pk).auth == BasicAuth("acme", "pw_Yt5Re4We3")
         removed = as_alice.patch(f"{API}endpoints/{pk}/", {"auth": None}, format="json")
@@ -72,8 +94,9 @@ def test_credentials_are_write_only(as_alice) -> None:
 )
 def test_bad_credentials_are_400_naming_the_problem(as_alice, auth, reason) -> None:
     with override_settings(DJANGO_HOOKS=SETTINGS):
-        response = as_alice.post(API + "endpoints/", {"url": "http://127.0.0.1:9/hook",
-                                 "auth": auth}, format="json")  # fmt: skip
+        response = as_alice.post(
+            API + "endpoints/", {"url": "http://127.0.0.1:9/hook", "auth": auth}, format="json"
+        )
     assert response.status_code == 400, response.content
     assert reason in str(response.json()["auth"])
     assert not Endpoint.objects.exists()
@@ -81,8 +104,11 @@ def test_bad_credentials_are_400_naming_the_problem(as_alice, auth, reason) -> N
 
 def test_hidden_stands_only_for_a_stored_value(as_alice) -> None:
     with override_settings(DJANGO_HOOKS=SETTINGS):
-        response = as_alice.post(API + "endpoints/", {"url": "http://127.0.0.1:9/hook",
-                                 "headers": {"X-Api-Key": "[hidden]"}}, format="json")  # fmt: skip
+        response = as_alice.post(
+            API + "endpoints/",
+            {"url": "http://127.0.0.1:9/hook", "headers": {"X-Api-Key": "[hidden]"}},
+            format="json",
+        )
     assert response.status_code == 400
     assert "has none for this header" in str(response.json()["headers"])
 

@@ -77,8 +77,13 @@ def wsgi_app(django_user_model, monkeypatch):
     signals.request_finished.disconnect(close_old_connections)
     # Long polls end at once: the generated ``wait`` values are valid but would take 30 s.
     original = feed.Feed.wait
-    monkeypatch.setattr(feed.Feed, "wait", lambda self, after="", limit=100, timeout=0:
-                        original(self, after, limit, min(timeout, 0.01)))  # fmt: skip
+    monkeypatch.setattr(
+        feed.Feed,
+        "wait",
+        lambda self, after="", limit=100, timeout=0: original(
+            self, after, limit, min(timeout, 0.01)
+        ),
+    )
     user = django_user_model.objects.create_user("schemathesis", password="pw")
     django_hooks.send_event("order.paid", {"id": 1}, owner=user)
     try:
@@ -115,8 +120,13 @@ def test_the_api_conforms_to_its_schema(wsgi_app, mode):
     for operation in operations:
 
         @given(case=operation.as_strategy(generation_mode=generation_mode))
-        @settings(max_examples=6, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck), phases=[Phase.generate])  # fmt: skip
+        @settings(
+            max_examples=6,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+            phases=[Phase.generate],
+        )
         def conforms(case):
             case.call_and_validate(headers=AUTH, checks=CHECKS)
 

@@ -107,8 +107,16 @@ def test_the_webhook_schema_validates_what_is_really_sent(client, order_paid, re
     validator = body_validator(document, "OrderPaidWebhook")
     sent = json.loads(request.body)
     assert list(validator.iter_errors(sent)) == []
-    assert list(validator.iter_errors(document["webhooks"]["order.paid"]["post"]["requestBody"][
-        "content"]["application/json"]["example"])) == []  # fmt: skip
+    assert (
+        list(
+            validator.iter_errors(
+                document["webhooks"]["order.paid"]["post"]["requestBody"]["content"][
+                    "application/json"
+                ]["example"]
+            )
+        )
+        == []
+    )
     wrong = {**sent, "data": {"id": 7, "lines": [{"sku": 1}]}}
     (error,) = validator.iter_errors(wrong)
     assert list(error.absolute_path) == ["data", "lines", 0, "sku"]
@@ -141,15 +149,20 @@ def test_component_names_stay_distinct():
     webhooks, schemas = webhooks_object(types)
     assert len([name for name in schemas if name.endswith("Webhook")]) == 3
     assert list(webhooks) == ["order.paid", "order_paid", "order:paid"]
-    bodies = [webhooks[t.name]["post"]["requestBody"]["content"]["application/json"]["schema"]
-              for t in types]  # fmt: skip
+    bodies = [
+        webhooks[t.name]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        for t in types
+    ]
     assert len({b["$ref"] for b in bodies}) == 3
     assert component_name("invoice.line-item.added") == "InvoiceLineItemAdded"
 
 
 def test_a_schema_with_its_own_id_keeps_its_references():
-    schema = {"$id": "https://example.com/order.json", "$ref": "#/$defs/order",
-              "$defs": {"order": {"type": "object"}}}  # fmt: skip
+    schema = {
+        "$id": "https://example.com/order.json",
+        "$ref": "#/$defs/order",
+        "$defs": {"order": {"type": "object"}},
+    }
     _, schemas = webhooks_object([EventType("order.paid", schema=schema)])
     assert schemas["OrderPaidData"]["$ref"] == "#/$defs/order"
 

@@ -30,8 +30,13 @@ def test_common_python_types_are_encoded():
         "tags": ("a",),
     }
     decoded = json.loads(encode_body("t", WHEN, data))["data"]
-    assert decoded == {"total": "9.90", "at": "2026-11-22T03:04:05.123456Z", "day": "2026-11-22",
-                       "ref": str(ident), "tags": ["a"]}  # fmt: skip
+    assert decoded == {
+        "total": "9.90",
+        "at": "2026-11-22T03:04:05.123456Z",
+        "day": "2026-11-22",
+        "ref": str(ident),
+        "tags": ["a"],
+    }
 
 
 def test_timestamps_are_converted_to_utc():

@@ -9,10 +9,19 @@ SCHEDULE = [5, 300, 1800]
 
 @pytest.mark.parametrize(
     ("status", "outcome"),
-    [(200, Outcome.SUCCEEDED), (204, Outcome.SUCCEEDED), (299, Outcome.SUCCEEDED),
-     (301, Outcome.RETRY), (400, Outcome.RETRY), (410, Outcome.GONE), (429, Outcome.RETRY),
-     (500, Outcome.RETRY), (None, Outcome.RETRY), (199, Outcome.RETRY)],
-)  # fmt: skip
+    [
+        (200, Outcome.SUCCEEDED),
+        (204, Outcome.SUCCEEDED),
+        (299, Outcome.SUCCEEDED),
+        (301, Outcome.RETRY),
+        (400, Outcome.RETRY),
+        (410, Outcome.GONE),
+        (429, Outcome.RETRY),
+        (500, Outcome.RETRY),
+        (None, Outcome.RETRY),
+        (199, Outcome.RETRY),
+    ],
+)
 def test_classify(status, outcome):
     assert classify(status) is outcome
 
@@ -40,7 +49,19 @@ def test_parse_retry_after():
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 + 60) == 0
 
 
-@pytest.mark.parametrize("value", ["²", "１２０", "1²", "9" * 400, "Wed, 99 Foo 2026 99:99:99 GMT",
-                                   "\x00", "-1", "1.5", "Sun, 06 Nov 1994 08:49:37"])  # fmt: skip
+@pytest.mark.parametrize(
+    "value",
+    [
+        "²",
+        "１２０",
+        "1²",
+        "9" * 400,
+        "Wed, 99 Foo 2026 99:99:99 GMT",
+        "\x00",
+        "-1",
+        "1.5",
+        "Sun, 06 Nov 1994 08:49:37",
+    ],
+)
 def test_parse_retry_after_refuses_what_is_not_http_and_never_raises(value):
     assert parse_retry_after(value) is None

@@ -8,8 +8,17 @@ from pathlib import Path
 
 COMMANDS = Path(__file__).resolve().parents[2] / "django_hooks" / "management" / "commands"
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "commands.md"
-DJANGO_OPTIONS = {"help", "version", "verbosity", "settings", "pythonpath", "traceback",
-                  "no_color", "force_color", "skip_checks"}  # fmt: skip
+DJANGO_OPTIONS = {
+    "help",
+    "version",
+    "verbosity",
+    "settings",
+    "pythonpath",
+    "traceback",
+    "no_color",
+    "force_color",
+    "skip_checks",
+}
 
 
 def command_names() -> list[str]:

@@ -58,10 +58,13 @@ def assert_page_shows(page: Path, heading: str, real_output: str) -> None:
     position = 0
     for chunk in filter(None, chunks):
         found = next(
-            (i for i in range(position, len(real) - len(chunk) + 1)
-             if real[i : i + len(chunk)] == chunk),
+            (
+                i
+                for i in range(position, len(real) - len(chunk) + 1)
+                if real[i : i + len(chunk)] == chunk
+            ),
             None,
-        )  # fmt: skip
+        )
         assert found is not None, (
             f"{page.name} under {heading!r} shows lines a real run does not print:\n"
             + "\n".join(chunk)

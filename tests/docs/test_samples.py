@@ -121,10 +121,19 @@ def admin_menu() -> dict[str, list[str]]:
         "    menu.setdefault(app, []).append(str(capfirst(model._meta.verbose_name_plural)))\n"
         "print(json.dumps(menu))\n"
     )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "shop_site.settings",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "example_project")])}  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                          text=True, timeout=120, check=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "shop_site.settings",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "example_project")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -50,11 +50,19 @@ class ChunkedClient:
 
     def post(self, app, path: str) -> tuple[int, bytes]:
         scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-            "root_path": "", "headers": self.headers, "client": ("127.0.0.1", 5000),
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": self.headers,
+            "client": ("127.0.0.1", 5000),
             "server": ("127.0.0.1", 8000),
-        }  # fmt: skip
+        }
         async_to_sync(app)(scope, self.receive, self.send)
         [start] = [m for m in self.messages if m["type"] == "http.response.start"]
         body = b"".join(
@@ -136,10 +144,15 @@ class CountingInput(io.RawIOBase):
 def test_wsgi_never_reads_past_the_declared_length_or_the_limit(declared):
     stream = CountingInput()
     environ = {
-        "REQUEST_METHOD": "POST", "PATH_INFO": "/hooks/small/", "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000", "wsgi.input": stream, "wsgi.url_scheme": "http",
-        "CONTENT_TYPE": "application/json", "HTTP_TRANSFER_ENCODING": "chunked",
-    }  # fmt: skip
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/hooks/small/",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "wsgi.input": stream,
+        "wsgi.url_scheme": "http",
+        "CONTENT_TYPE": "application/json",
+        "HTTP_TRANSFER_ENCODING": "chunked",
+    }
     if declared is not None:
         environ["CONTENT_LENGTH"] = declared
     statuses: list[str] = []
@@ -166,9 +179,13 @@ def test_receivers_served_over_unwrapped_asgi_say_so_once(monkeypatch, caplog):
 
 def test_asgi_limits_receivers_configured_in_settings(asgi_app):
     inbound = {
-        "tiny": {"provider": "standard", "secret": views.SECRET, "max_body_bytes": 200,
-                 "handler": "tests.testapp.views.on_configured"},
-    }  # fmt: skip
+        "tiny": {
+            "provider": "standard",
+            "secret": views.SECRET,
+            "max_body_bytes": 200,
+            "handler": "tests.testapp.views.on_configured",
+        },
+    }
     sender = ChunkedClient(total=1024 * 1024)
     with override_settings(DJANGO_HOOKS={"INBOUND": inbound}):
         status, body = sender.post(asgi_app, "/hooks/in/tiny/")

@@ -25,8 +25,17 @@ def fresh_calls():
     views.calls.clear()
 
 
-def standard_post(client, path, data=None, *, secret=views.SECRET, msg_id=None, timestamp=None,
-                  body=None, **headers):  # fmt: skip
+def standard_post(
+    client,
+    path,
+    data=None,
+    *,
+    secret=views.SECRET,
+    msg_id=None,
+    timestamp=None,
+    body=None,
+    **headers,
+):
     body = (
         body
         if body is not None
@@ -125,10 +134,13 @@ def test_a_tampered_body_is_rejected(client):
     msg_id, timestamp = new_id(), int(time.time())
     body = b'{"type":"order.paid","data":{"id":1}}'
     response = client.post(
-        "/hooks/standard/", body.replace(b"1", b"2"), content_type="application/json",
-        HTTP_WEBHOOK_ID=msg_id, HTTP_WEBHOOK_TIMESTAMP=str(timestamp),
+        "/hooks/standard/",
+        body.replace(b"1", b"2"),
+        content_type="application/json",
+        HTTP_WEBHOOK_ID=msg_id,
+        HTTP_WEBHOOK_TIMESTAMP=str(timestamp),
         HTTP_WEBHOOK_SIGNATURE=Signer([views.SECRET]).header(msg_id, timestamp, body),
-    )  # fmt: skip
+    )
     assert response.status_code == 401 and views.calls == []
     assert (
         Signer([views.SECRET]).header(msg_id, timestamp, body)[3:] not in response.content.decode()
@@ -180,8 +192,9 @@ def test_a_failed_handler_is_recorded_and_runs_again_on_the_senders_retry():
 
 def test_webhook_received_is_sent_after_verification(client):
     seen = []
-    signals.webhook_received.connect(lambda sender, webhook, **kw: seen.append(webhook.id),
-                                     weak=False, dispatch_uid="t")  # fmt: skip
+    signals.webhook_received.connect(
+        lambda sender, webhook, **kw: seen.append(webhook.id), weak=False, dispatch_uid="t"
+    )
     try:
         standard_post(client, "/hooks/standard/", msg_id="msg_sig")
         standard_post(client, "/hooks/standard/", secret="whsec_" + "B" * 32)
@@ -205,8 +218,13 @@ def test_run_async_answers_202_and_the_worker_runs_the_handler_with_retries(clie
 
 
 def test_settings_configured_receivers(client):
-    inbound = {"shop": {"provider": "standard", "secret": views.SECRET,
-                        "handler": "tests.testapp.views.on_configured"}}  # fmt: skip
+    inbound = {
+        "shop": {
+            "provider": "standard",
+            "secret": views.SECRET,
+            "handler": "tests.testapp.views.on_configured",
+        }
+    }
     with override_settings(DJANGO_HOOKS={"INBOUND": inbound}):
         assert standard_post(client, "/hooks/in/shop/").status_code == 204
         assert client.post("/hooks/in/nope/").status_code == 404

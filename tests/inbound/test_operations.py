@@ -19,11 +19,24 @@ from tests.testapp import views
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def github_post(client, path, body=b'{"zen":"Keep it logically awesome."}', *, secret=views.GITHUB_SECRET,
-                event="ping", delivery="72d3162e-cc78-11e3-81ab-4c9367dc0958"):  # fmt: skip
+def github_post(
+    client,
+    path,
+    body=b'{"zen":"Keep it logically awesome."}',
+    *,
+    secret=views.GITHUB_SECRET,
+    event="ping",
+    delivery="72d3162e-cc78-11e3-81ab-4c9367dc0958",
+):
     signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return client.post(path, body, content_type="application/json", HTTP_X_HUB_SIGNATURE_256=signature,
-                       HTTP_X_GITHUB_EVENT=event, HTTP_X_GITHUB_DELIVERY=delivery)  # fmt: skip
+    return client.post(
+        path,
+        body,
+        content_type="application/json",
+        HTTP_X_HUB_SIGNATURE_256=signature,
+        HTTP_X_GITHUB_EVENT=event,
+        HTTP_X_GITHUB_DELIVERY=delivery,
+    )
 
 
 def test_github_ping_through_the_decorator(client):
@@ -50,10 +63,16 @@ def test_drf_authentication_verifies_the_signature(client):
 def test_hooks_reprocess_runs_failed_calls_again(client, redis):
     views.calls.clear()
     record = InboundWebhook.objects.create(
-        source="shop", provider="standard", webhook_id="msg_r", event_type="order.paid",
-        body=b"{}", payload={"type": "order.paid"}, status="failed", error="boom",
+        source="shop",
+        provider="standard",
+        webhook_id="msg_r",
+        event_type="order.paid",
+        body=b"{}",
+        payload={"type": "order.paid"},
+        status="failed",
+        error="boom",
         handler="tests.testapp.views:standard",
-    )  # fmt: skip
+    )
     out = io.StringIO()
     call_command("hooks_reprocess", "--source", "shop", stdout=out)
     assert "Queued 1" in out.getvalue()
@@ -66,8 +85,14 @@ def test_hooks_reprocess_runs_failed_calls_again(client, redis):
 def test_hooks_prune_keeps_what_is_recent_or_unfinished():
     old = timezone.now() - dt.timedelta(days=100)
     for status in ("processed", "received"):
-        InboundWebhook.objects.create(source="s", provider="standard", webhook_id=status, body=b"",
-                                      status=status, received_at=old)  # fmt: skip
+        InboundWebhook.objects.create(
+            source="s",
+            provider="standard",
+            webhook_id=status,
+            body=b"",
+            status=status,
+            received_at=old,
+        )
     InboundWebhook.objects.create(source="s", provider="standard", webhook_id="new", body=b"")
     Endpoint.objects.create(url="http://127.0.0.1:9/")
     finished, unfinished = django_hooks.send_event("a.b", {}), django_hooks.send_event("a.b", {})
@@ -98,8 +123,14 @@ def test_async_settings_receivers_run_in_a_fresh_worker_and_retry_error_answers(
     from tests.inbound.test_decorator import standard_post
 
     views.calls.clear()
-    inbound = {"shop": {"provider": "standard", "secret": views.SECRET, "run_async": True,
-                        "handler": "tests.testapp.views.answers_500_once"}}  # fmt: skip
+    inbound = {
+        "shop": {
+            "provider": "standard",
+            "secret": views.SECRET,
+            "run_async": True,
+            "handler": "tests.testapp.views.answers_500_once",
+        }
+    }
     with override_settings(DJANGO_HOOKS={"INBOUND": inbound, "RETRY_SCHEDULE": [0]}):
         assert standard_post(client, "/hooks/in/shop/").status_code == 202
         # A worker process has not built the receiver: it must build it from the setting.
@@ -142,9 +173,10 @@ def test_a_call_whose_handler_died_runs_again_once_its_lease_is_over(client, red
 
     # With no sender retry, hooks_sweep finds it and a worker finishes it.
     InboundWebhook.objects.update(
-        status="received", locked_until=timezone.now() - dt.timedelta(seconds=1),
+        status="received",
+        locked_until=timezone.now() - dt.timedelta(seconds=1),
         received_at=timezone.now() - dt.timedelta(minutes=5),
-    )  # fmt: skip
+    )
     out = io.StringIO()
     call_command("hooks_sweep", stdout=out)
     assert "Enqueued 1 unfinished inbound webhooks." in out.getvalue()
@@ -178,8 +210,12 @@ def test_inbound_handlers_run_on_their_own_queue_and_retry_schedule(client, redi
 
     views.calls.clear()
     queues = {**settings.RQ_QUEUES, "inbound": dict(settings.RQ_QUEUES["default"])}
-    hooks = {**settings.DJANGO_HOOKS, "INBOUND_QUEUE": "inbound",
-             "INBOUND_RETRY_SCHEDULE": [3600], "RETRY_SCHEDULE": [0]}  # fmt: skip
+    hooks = {
+        **settings.DJANGO_HOOKS,
+        "INBOUND_QUEUE": "inbound",
+        "INBOUND_RETRY_SCHEDULE": [3600],
+        "RETRY_SCHEDULE": [0],
+    }
     with override_settings(RQ_QUEUES=queues, DJANGO_HOOKS=hooks):
         response = standard_post(client, "/hooks/later/", {"fail_times": 1})
         assert response.status_code == 202

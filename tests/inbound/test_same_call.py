@@ -34,14 +34,24 @@ def fresh_calls():
 
 def github_post(client, path, body):
     signature = "sha256=" + hmac.new(views.GITHUB_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    return client.post(path, body, content_type="application/json", HTTP_X_HUB_SIGNATURE_256=signature,
-                       HTTP_X_GITHUB_EVENT="issues", HTTP_X_GITHUB_DELIVERY=GUID)  # fmt: skip
+    return client.post(
+        path,
+        body,
+        content_type="application/json",
+        HTTP_X_HUB_SIGNATURE_256=signature,
+        HTTP_X_GITHUB_EVENT="issues",
+        HTTP_X_GITHUB_DELIVERY=GUID,
+    )
 
 
 def stripe_post(client, path, body, timestamp):
     digest = hmac.new(STRIPE_SECRET.encode(), b"%d." % timestamp + body, hashlib.sha256)
-    return client.post(path, body, content_type="application/json",
-                       HTTP_STRIPE_SIGNATURE=f"t={timestamp},v1={digest.hexdigest()}")  # fmt: skip
+    return client.post(
+        path,
+        body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=f"t={timestamp},v1={digest.hexdigest()}",
+    )
 
 
 # provider, secret, how to post one call, what its handler must see as (id, type, timestamp)
@@ -73,8 +83,9 @@ def seen(call):
 
 def inbound(provider, secret, *, run_async):
     handler = "tests.testapp.views.on_configured"
-    return {"in": {"provider": provider, "secret": secret, "handler": handler,
-                   "run_async": run_async}}  # fmt: skip
+    return {
+        "in": {"provider": provider, "secret": secret, "handler": handler, "run_async": run_async}
+    }
 
 
 @pytest.mark.parametrize("provider", SCHEMES)
@@ -125,11 +136,16 @@ def test_a_payload_too_odd_to_store_is_parsed_again_for_a_queued_run(client, red
 def test_a_call_stored_before_sender_ids_gets_its_id_from_the_stored_headers(redis):
     # As a row written by an older version: the dedupe key only, no sender_id or signed_at.
     record = InboundWebhook.objects.create(
-        source="github", provider="github", webhook_id="sha256:" + "0" * 64, event_type="issues",
+        source="github",
+        provider="github",
+        webhook_id="sha256:" + "0" * 64,
+        event_type="issues",
         headers={"x-github-delivery": GUID, "x-github-event": "issues"},
-        body=b'{"action":"opened"}', payload={"action": "opened"},
-        handler="tests.testapp.views:github", status="failed",
-    )  # fmt: skip
+        body=b'{"action":"opened"}',
+        payload={"action": "opened"},
+        handler="tests.testapp.views:github",
+        status="failed",
+    )
     call_command("hooks_reprocess", str(record.pk), stdout=io.StringIO())
     assert run_worker()
     assert [call.id for call in views.calls] == [GUID]
@@ -138,9 +154,14 @@ def test_a_call_stored_before_sender_ids_gets_its_id_from_the_stored_headers(red
 def test_a_worker_without_the_handler_fails_the_call_and_says_to_restart(redis):
     # As a worker started before the view existed: the module imports, the handler is not in it.
     record = InboundWebhook.objects.create(
-        source="shop", provider="standard", webhook_id="msg_new_view", event_type="order.paid",
-        body=b"{}", payload={}, handler="tests.testapp.views:added_after_the_worker_started",
-    )  # fmt: skip
+        source="shop",
+        provider="standard",
+        webhook_id="msg_new_view",
+        event_type="order.paid",
+        body=b"{}",
+        payload={},
+        handler="tests.testapp.views:added_after_the_worker_started",
+    )
     with override_settings(DJANGO_HOOKS={"RETRY_SCHEDULE": []}):
         call_command("hooks_reprocess", str(record.pk), stdout=io.StringIO())
         assert run_worker()
@@ -155,9 +176,13 @@ def test_a_worker_without_the_handler_fails_the_call_and_says_to_restart(redis):
 
 def test_a_handler_module_gone_from_the_worker_fails_the_call_and_says_to_restart(redis):
     record = InboundWebhook.objects.create(
-        source="shop", provider="standard", webhook_id="msg_gone", body=b"{}", payload={},
+        source="shop",
+        provider="standard",
+        webhook_id="msg_gone",
+        body=b"{}",
+        payload={},
         handler="tests.testapp.renamed_views:standard",
-    )  # fmt: skip
+    )
     with override_settings(DJANGO_HOOKS={"RETRY_SCHEDULE": []}):
         call_command("hooks_reprocess", str(record.pk), stdout=io.StringIO())
         assert run_worker()
@@ -172,10 +197,14 @@ def test_a_missing_handler_is_retried_so_a_restarted_worker_runs_it(redis):
     from django_hooks.outbound.wakeups import get_queue
 
     record = InboundWebhook.objects.create(
-        source="standard", provider="standard", webhook_id="msg_later_found",
-        event_type="order.paid", body=b"{}", payload={"type": "order.paid"},
+        source="standard",
+        provider="standard",
+        webhook_id="msg_later_found",
+        event_type="order.paid",
+        body=b"{}",
+        payload={"type": "order.paid"},
         handler="tests.testapp.views:standard",
-    )  # fmt: skip
+    )
     receiver = views.standard
     del views.standard  # this worker runs code from before the receiver was added
     try:
@@ -195,9 +224,13 @@ def test_a_missing_handler_is_retried_so_a_restarted_worker_runs_it(redis):
 
 def test_the_admin_shows_why_a_call_was_not_run(admin_client, redis):
     record = InboundWebhook.objects.create(
-        source="shop", provider="standard", webhook_id="msg_admin", body=b"{}", payload={},
+        source="shop",
+        provider="standard",
+        webhook_id="msg_admin",
+        body=b"{}",
+        payload={},
         handler="tests.testapp.views:added_after_the_worker_started",
-    )  # fmt: skip
+    )
     with override_settings(DJANGO_HOOKS={"RETRY_SCHEDULE": []}):
         call_command("hooks_reprocess", str(record.pk), stdout=io.StringIO())
         run_worker()

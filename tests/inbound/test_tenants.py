@@ -55,8 +55,9 @@ def test_a_tenants_own_repeat_is_still_a_duplicate_across_its_rotation():
 
 def test_a_plain_secret_callable_scopes_duplicates_by_the_secret_it_chose():
     client = Client()
-    planted = standard_post(client, f"/hooks/by-tenant/?key={views.OLD_SECRET}", msg_id="msg_3",
-                            secret=views.OLD_SECRET)  # fmt: skip
+    planted = standard_post(
+        client, f"/hooks/by-tenant/?key={views.OLD_SECRET}", msg_id="msg_3", secret=views.OLD_SECRET
+    )
     assert planted.status_code == 204
     genuine = standard_post(
         client, f"/hooks/by-tenant/?key={views.SECRET}", msg_id="msg_3", secret=views.SECRET

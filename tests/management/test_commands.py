@@ -36,8 +36,13 @@ def test_hooks_sweep_reports_an_unreachable_redis(receiver):
 def test_hooks_reprocess_says_nothing_was_queued_when_redis_is_unreachable():
     from django_hooks.models import InboundWebhook
 
-    call = InboundWebhook.objects.create(source="github", provider="github", webhook_id="d-1",
-                                         status=InboundWebhook.Status.FAILED, body=b"{}")  # fmt: skip
+    call = InboundWebhook.objects.create(
+        source="github",
+        provider="github",
+        webhook_id="d-1",
+        status=InboundWebhook.Status.FAILED,
+        body=b"{}",
+    )
     with override_settings(RQ_QUEUES={"default": {"URL": "redis://127.0.0.1:9/0"}}):
         with pytest.raises(CommandError, match="could not reach the queue's Redis.*hooks_sweep"):
             call_command("hooks_reprocess", str(call.pk))

@@ -89,7 +89,7 @@ def failed_deliveries(receiver, path, count):
             status="failed",
             attempts=4,
             completed_at=timezone.now(),
-        )  # fmt: skip
+        )
         for n in range(count)
     ]
 
@@ -146,9 +146,18 @@ def attempts_with_durations(endpoint, durations, **ago):
     delivery = Delivery.objects.create(event=event, endpoint=endpoint, status="succeeded")
     created = timezone.now() - dt.timedelta(**ago) if ago else timezone.now()
     DeliveryAttempt.objects.bulk_create(
-        [DeliveryAttempt(delivery=delivery, number=n + 1, url=endpoint.url, status_code=200,
-                         duration_ms=d, created_at=created) for n, d in enumerate(durations)]
-    )  # fmt: skip
+        [
+            DeliveryAttempt(
+                delivery=delivery,
+                number=n + 1,
+                url=endpoint.url,
+                status_code=200,
+                duration_ms=d,
+                created_at=created,
+            )
+            for n, d in enumerate(durations)
+        ]
+    )
     return delivery
 
 
@@ -197,8 +206,12 @@ def test_hourly_counts_have_one_entry_per_hour_in_one_query(django_assert_num_qu
         (5, "failed"),
         (50, "succeeded"),
     ]:
-        Delivery.objects.create(event=event, endpoint=endpoint, status=status,
-                                created_at=now - dt.timedelta(hours=hours_ago))  # fmt: skip
+        Delivery.objects.create(
+            event=event,
+            endpoint=endpoint,
+            status=status,
+            created_at=now - dt.timedelta(hours=hours_ago),
+        )
     with django_assert_num_queries(1):
         series = hourly_delivery_counts(endpoint, hours=48, now=now)
     assert len(series) == 48
@@ -225,12 +238,24 @@ def test_hooks_prune_older_than_deletes_finished_events_deliveries_attempts_and_
     aged(old, days=10)
     pending = Delivery.objects.order_by("pk")[1]
     Delivery.objects.filter(pk=pending.pk).update(status="pending", next_attempt_at=timezone.now())
-    InboundWebhook.objects.create(source="s", provider="standard", webhook_id="old", body=b"",
-                                  status="processed", received_at=timezone.now() - dt.timedelta(days=10))  # fmt: skip
-    InboundWebhook.objects.create(source="s", provider="standard", webhook_id="waiting", body=b"",
-                                  received_at=timezone.now() - dt.timedelta(days=10))  # fmt: skip
-    InboundWebhook.objects.create(source="s", provider="standard", webhook_id="new", body=b"",
-                                  status="processed")  # fmt: skip
+    InboundWebhook.objects.create(
+        source="s",
+        provider="standard",
+        webhook_id="old",
+        body=b"",
+        status="processed",
+        received_at=timezone.now() - dt.timedelta(days=10),
+    )
+    InboundWebhook.objects.create(
+        source="s",
+        provider="standard",
+        webhook_id="waiting",
+        body=b"",
+        received_at=timezone.now() - dt.timedelta(days=10),
+    )
+    InboundWebhook.objects.create(
+        source="s", provider="standard", webhook_id="new", body=b"", status="processed"
+    )
     attempts_before = DeliveryAttempt.objects.count()
 
     out = run("hooks_prune", "--older-than", "7d", "--batch-size", "2")

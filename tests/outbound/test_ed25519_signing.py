@@ -239,10 +239,13 @@ def test_a_django_hooks_receiver_accepts_v1a_with_only_the_public_key(receiver, 
         seen.append(incoming.webhook.payload)
         return HttpResponse(status=204)
 
-    headers = {f"HTTP_{name.upper().replace('-', '_')}": request.headers[name]
-               for name in ("webhook-id", "webhook-timestamp", "webhook-signature")}  # fmt: skip
+    headers = {
+        f"HTTP_{name.upper().replace('-', '_')}": request.headers[name]
+        for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+    }
     call = rf.post("/in/", request.body, content_type="application/json", **headers)
     assert hook(call).status_code == 204 and seen[0]["data"] == {"id": 42}
-    forged = rf.post("/in/", request.body.replace(b"42", b"43"),
-                     content_type="application/json", **headers)  # fmt: skip
+    forged = rf.post(
+        "/in/", request.body.replace(b"42", b"43"), content_type="application/json", **headers
+    )
     assert hook(forged).status_code == 401 and len(seen) == 1

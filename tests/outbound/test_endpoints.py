@@ -71,8 +71,9 @@ def test_invalid_endpoints_are_refused_before_any_write(fields, field, reason):
 
 def test_explicit_keys_encrypt_and_reencrypt_moves_secrets_to_the_newest_key():
     old_key, new_key = Fernet.generate_key(), Fernet.generate_key()
-    with override_settings(DJANGO_HOOKS={"ALLOWED_NETWORKS": ["127.0.0.0/8"],
-                                         "ENCRYPTION_KEYS": [old_key.decode()]}):  # fmt: skip
+    with override_settings(
+        DJANGO_HOOKS={"ALLOWED_NETWORKS": ["127.0.0.0/8"], "ENCRYPTION_KEYS": [old_key.decode()]}
+    ):
         endpoint = Endpoint.objects.create(url="http://127.0.0.1:9/")
         secret = endpoint.secret
         endpoint.rotate_secret()

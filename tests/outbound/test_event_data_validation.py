@@ -132,8 +132,10 @@ def test_types_without_a_schema_and_undeclared_types_pass():
 
 
 def test_a_schema_declared_in_settings_is_checked_too():
-    settings = {**ON, "EVENT_TYPES": {"invoice.sent": {"schema": {"type": "object",
-                                                                  "required": ["number"]}}}}  # fmt: skip
+    settings = {
+        **ON,
+        "EVENT_TYPES": {"invoice.sent": {"schema": {"type": "object", "required": ["number"]}}},
+    }
     with override_settings(DJANGO_HOOKS=settings):
         with pytest.raises(InvalidEventData, match="'number' is a required property"):
             django_hooks.send_event("invoice.sent", {})
@@ -166,7 +168,8 @@ def test_without_jsonschema_the_error_names_the_extra(monkeypatch):
 def test_a_replaced_schema_is_used_at_once():
     with override_settings(DJANGO_HOOKS=ON):
         django_hooks.send_event("order.paid", VALID)
-        django_hooks.register_event_type("order.paid", schema={"type": "object",
-                                                               "required": ["currency"]})  # fmt: skip
+        django_hooks.register_event_type(
+            "order.paid", schema={"type": "object", "required": ["currency"]}
+        )
         with pytest.raises(InvalidEventData, match="currency"):
             django_hooks.send_event("order.paid", VALID)

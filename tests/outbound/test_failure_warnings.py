@@ -171,8 +171,9 @@ def test_no_warnings_when_the_setting_is_empty(receiver, warnings_sent):
 def test_endpoint_failing_is_an_operational_event_for_the_owners_endpoints(receiver, owner):
     failing = owned_endpoint(receiver.url("/failing"), owner, event_types=["order.*"])
     watcher = owned_endpoint(receiver.url("/watcher"), owner, event_types=["endpoint.*"])
-    owned_endpoint(receiver.url("/orders"), User.objects.create_user("other"),
-                   event_types=["endpoint.*"])  # fmt: skip
+    owned_endpoint(
+        receiver.url("/orders"), User.objects.create_user("other"), event_types=["endpoint.*"]
+    )
     receiver.script("/failing", *[Reply(500)] * 5)
     with hooks(RETRY_SCHEDULE=[3600], OPERATIONAL_EVENTS=True):
         django_hooks.send_event("order.paid", {}, owner=owner)

@@ -122,8 +122,12 @@ def test_the_model_events_setting_connects_as_the_call_does(connected):
 
     from django_hooks.outbound.dispatch import connect_model_events_setting
 
-    setting = {"testapp.Order": {"prefix": "order",
-                                 "serializer": "tests.testapp.serializers.OrderSerializer"}}  # fmt: skip
+    setting = {
+        "testapp.Order": {
+            "prefix": "order",
+            "serializer": "tests.testapp.serializers.OrderSerializer",
+        }
+    }
     with override_settings(DJANGO_HOOKS={"MODEL_EVENTS": setting}):
         connect_model_events_setting()
     order = Order.objects.create(total="3.00")

@@ -30,8 +30,9 @@ def test_a_test_event_goes_to_that_endpoint_alone(receiver, redis):
 
 def test_the_test_event_type_is_a_setting(receiver, redis):
     endpoint = Endpoint.objects.create(url=receiver.url())
-    with override_settings(DJANGO_HOOKS={"ALLOWED_NETWORKS": ["127.0.0.0/8"],
-                                         "TEST_EVENT_TYPE": "ping"}):  # fmt: skip
+    with override_settings(
+        DJANGO_HOOKS={"ALLOWED_NETWORKS": ["127.0.0.0/8"], "TEST_EVENT_TYPE": "ping"}
+    ):
         assert send_test_event(endpoint).type == "ping"
 
 
@@ -66,8 +67,9 @@ def test_recover_sends_again_the_failed_deliveries_in_the_window(receiver, redis
             status="failed", created_at=now - age, completed_at=now, next_attempt_at=None
         )
     redis.flushdb()
-    recovered = recover_deliveries(endpoint, since=now - dt.timedelta(hours=3),
-                                   until=now - dt.timedelta(minutes=30))  # fmt: skip
+    recovered = recover_deliveries(
+        endpoint, since=now - dt.timedelta(hours=3), until=now - dt.timedelta(minutes=30)
+    )
     assert recovered == 1
     drain()
     statuses = list(Delivery.objects.order_by("pk").values_list("status", flat=True))
@@ -83,8 +85,9 @@ def test_delivery_counts_per_endpoint_in_one_query(django_assert_num_queries):
     now = timezone.now()
     for status in ["succeeded", "succeeded", "succeeded", "failed", "pending"]:
         Delivery.objects.create(event=event, endpoint=busy, status=status)
-    Delivery.objects.create(event=event, endpoint=busy, status="failed",
-                            created_at=now - dt.timedelta(days=2))  # fmt: skip
+    Delivery.objects.create(
+        event=event, endpoint=busy, status="failed", created_at=now - dt.timedelta(days=2)
+    )
     with django_assert_num_queries(1):
         counts = delivery_counts([busy.pk, idle.pk], since=now - dt.timedelta(hours=24))
     assert counts[busy.pk] == DeliveryCounts(succeeded=3, failed=1, pending=1)

@@ -20,8 +20,9 @@ SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 def test_events_are_captured_and_deliver_posts_signed_webhooks_through_the_engine():
-    endpoint = Endpoint.objects.create(url="https://customer.example/hooks", secret=SECRET,
-                                       event_types=["order.*"])  # fmt: skip
+    endpoint = Endpoint.objects.create(
+        url="https://customer.example/hooks", secret=SECRET, event_types=["order.*"]
+    )
     Endpoint.objects.create(url="https://other.example/hooks", event_types=["invoice.*"])
     with webhook_outbox() as outbox:
         django_hooks.send_event("order.paid", {"id": 42})

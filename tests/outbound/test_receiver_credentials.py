@@ -89,8 +89,12 @@ class OAuthServer:
                 return 400, {"error": "unsupported_grant_type"}
             token = f"at_{len(self.token_requests)}_Rt7Yh3Kp"
             self.valid.add(token)
-        return 200, {"access_token": token, "token_type": "Bearer", "expires_in": self.expires_in,
-                     "scope": form.get("scope", "")}  # fmt: skip
+        return 200, {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "scope": form.get("scope", ""),
+        }
 
     def revoke_all(self) -> None:
         with self._lock:
@@ -112,8 +116,13 @@ def oauth() -> Iterator[OAuthServer]:
 
 
 def oauth2(server: OAuthServer, **overrides: str) -> OAuth2ClientCredentials:
-    parts = {"token_url": server.url("/token"), "client_id": CLIENT_ID,
-             "client_secret": CLIENT_SECRET, "scope": "webhooks:write", **overrides}  # fmt: skip
+    parts = {
+        "token_url": server.url("/token"),
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "scope": "webhooks:write",
+        **overrides,
+    }
     return OAuth2ClientCredentials(**parts)
 
 
@@ -351,12 +360,14 @@ def test_credentials_and_header_values_are_encrypted_at_rest() -> None:
         ({"kind": "basic", "username": "a:b", "password": "p"}, "may not contain a colon"),
         ({"kind": "bearer", "token": "x", "password": "p"}, "unexpected 'password'"),
         ({"kind": "bearer", "token": "a\r\nX-Evil: 1"}, "line breaks"),
-        ({"kind": "oauth2", "token_url": "ftp://x/", "client_id": "c", "client_secret": "s"},
-         "token_url must be an http"),
+        (
+            {"kind": "oauth2", "token_url": "ftp://x/", "client_id": "c", "client_secret": "s"},
+            "token_url must be an http",
+        ),
         ({"kind": "mtls", "certificate": "x", "private_key": "y"}, "not a PEM certificate"),
         ("basic", "Must be an object"),
     ],
-)  # fmt: skip
+)
 def test_bad_credentials_name_what_is_wrong(value, message) -> None:
     with pytest.raises(InvalidCredentials, match=message):
         from_dict(value)
@@ -366,9 +377,10 @@ def test_bad_credentials_name_what_is_wrong(value, message) -> None:
 def test_authorization_cannot_also_be_a_custom_header() -> None:
     with pytest.raises(EndpointValidationError, match="set by the endpoint's credentials"):
         Endpoint.objects.create(
-            url="https://example.com/hook", headers={"Authorization": "Basic eA=="},
+            url="https://example.com/hook",
+            headers={"Authorization": "Basic eA=="},
             auth=BearerToken("tok_Qw3Er5Ty7Ui9"),
-        )  # fmt: skip
+        )
 
 
 @pytest.mark.django_db

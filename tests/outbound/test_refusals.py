@@ -78,9 +78,12 @@ def test_the_admin_form_names_allowed_networks_and_the_bad_event_type(admin_clie
     with override_settings(**NO_NETWORKS):
         page = admin_client.post(
             "/admin/django_hooks/endpoint/add/",
-            {"url": "http://localhost:8000/", "event_types": '["order.*", "order paid"]',
-             "headers": "{}"},
-        )  # fmt: skip
+            {
+                "url": "http://localhost:8000/",
+                "event_types": '["order.*", "order paid"]',
+                "headers": "{}",
+            },
+        )
     assert page.status_code == 200
     text = html.unescape(page.content.decode())
     assert "localhost is a loopback host name" in text and FIX in text and PRODUCTION in text

@@ -108,8 +108,14 @@ def test_after_a_plain_enable_the_last_spell_is_replayed_and_no_later_event(rece
         drain()
     types = sent_types(receiver, "/a")
     # The spell's order events and its invoice.paid (subscribed now); after it, what was sent live.
-    assert types == ["invoice.paid", "invoice.sent", "order.created", "order.paid", "order.paid",
-                     "order.shipped"]  # fmt: skip
+    assert types == [
+        "invoice.paid",
+        "invoice.sent",
+        "order.created",
+        "order.paid",
+        "order.paid",
+        "order.shipped",
+    ]
     assert Delivery.objects.filter(endpoint=endpoint, event=after).count() == 1
     assert set(missed) <= set(
         Delivery.objects.filter(endpoint=endpoint).values_list("event", flat=True)
@@ -164,8 +170,9 @@ def test_the_api_action(receiver, owner):
 
         by_operator = owned(receiver.url("/operator"), owner)
         disable_endpoint(by_operator, "Abuse.")
-        refused = client.post(f"/api/hooks/endpoints/{by_operator.pk}/replay-missing/", {},
-                              format="json")  # fmt: skip
+        refused = client.post(
+            f"/api/hooks/endpoints/{by_operator.pk}/replay-missing/", {}, format="json"
+        )
         assert refused.status_code == 403 and "operator" in refused.json()["detail"]
         by_operator.refresh_from_db()
         assert by_operator.disabled_at is not None

@@ -183,7 +183,10 @@ def test_environment_proxies_are_never_used(serve, monkeypatch) -> None:
     monkeypatch.setenv("NO_PROXY", "")
     session = requests.Session()
     session.trust_env = True  # what the user left on; the transport turns it off
-    for made in (Transport(guard=URLGuard(LOOPBACK)), Transport(guard=URLGuard(LOOPBACK), session=session)):  # fmt: skip
+    for made in (
+        Transport(guard=URLGuard(LOOPBACK)),
+        Transport(guard=URLGuard(LOOPBACK), session=session),
+    ):
         with made as transport:
             assert post(transport, target.url()).body == b"direct"
     assert trap.connections == 0
@@ -327,8 +330,12 @@ def test_cookies_from_one_receiver_never_reach_another(serve, transports) -> Non
 
 def test_one_transport_serves_many_threads(serve, transports) -> None:
     def respond(request: Request, conn: socket.socket) -> bool:
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(request.body)).encode()
-                     + b"\r\n\r\n" + request.body)  # fmt: skip
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Length: "
+            + str(len(request.body)).encode()
+            + b"\r\n\r\n"
+            + request.body
+        )
         return True
 
     server = serve(respond)

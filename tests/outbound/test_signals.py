@@ -32,8 +32,11 @@ def connected():
 def failures(caplog):
     """The logged failures of this module's broken receiver (the package's own receivers, such
     as the owner emails', are not sent what they expect by these bare sends)."""
-    return [r for r in caplog.records
-            if r.name == "django_hooks.signals" and "broken_receiver" in r.getMessage()]  # fmt: skip
+    return [
+        r
+        for r in caplog.records
+        if r.name == "django_hooks.signals" and "broken_receiver" in r.getMessage()
+    ]
 
 
 @pytest.mark.parametrize("name", NAMES)

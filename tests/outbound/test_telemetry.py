@@ -151,13 +151,21 @@ def test_each_attempt_is_a_span_with_its_outcome(receiver, spans):
     for span in by_name(spans, "deliver order.paid"):
         path = Endpoint.objects.get(pk=span.attributes["webhook.endpoint.id"]).url.rsplit("/", 1)[1]
         outcomes.setdefault(path, []).append(
-            (span.attributes["webhook.attempt.number"], span.attributes["webhook.outcome"],
-             span.attributes.get("error.type"), span.status.status_code)
-        )  # fmt: skip
-    assert sorted(outcomes["flaky"]) == [(1, "retrying", "500", StatusCode.ERROR),
-                                         (2, "succeeded", None, StatusCode.UNSET)]  # fmt: skip
-    assert sorted(outcomes["broken"]) == [(1, "retrying", "503", StatusCode.ERROR),
-                                          (2, "failed", "502", StatusCode.ERROR)]  # fmt: skip
+            (
+                span.attributes["webhook.attempt.number"],
+                span.attributes["webhook.outcome"],
+                span.attributes.get("error.type"),
+                span.status.status_code,
+            )
+        )
+    assert sorted(outcomes["flaky"]) == [
+        (1, "retrying", "500", StatusCode.ERROR),
+        (2, "succeeded", None, StatusCode.UNSET),
+    ]
+    assert sorted(outcomes["broken"]) == [
+        (1, "retrying", "503", StatusCode.ERROR),
+        (2, "failed", "502", StatusCode.ERROR),
+    ]
     assert outcomes["gone"] == [(1, "gone", "410", StatusCode.ERROR)]
 
 
@@ -183,8 +191,15 @@ def test_no_payload_secret_header_value_or_url_path_and_query_in_any_span(receiv
         Drain().run()
         with pytest.raises(ValueError):  # a failing send_event: its span names the class only
             django_hooks.send_event("order.paid", {"card": "payload-value", "bad": object()})
-    secrets = [endpoint.secret, "payload-value", "path-token", "query-token", "header-token",
-               "/services/", "key-1"]  # fmt: skip
+    secrets = [
+        endpoint.secret,
+        "payload-value",
+        "path-token",
+        "query-token",
+        "header-token",
+        "/services/",
+        "key-1",
+    ]
     finished = spans.get_finished_spans()
     assert len(finished) == 3
     recorded = json.dumps([span.to_json() for span in finished])
@@ -272,20 +287,28 @@ def test_endpoints_and_circuits_gauges(receiver):
     now = timezone.now()
     Endpoint.objects.create(url=receiver.url("/ok"))
     Endpoint.objects.create(url=receiver.url("/failing"), failing_since=now)
-    Endpoint.objects.create(url=receiver.url("/open"), circuit_failures=2,
-                            paused_until=now + dt.timedelta(minutes=1))  # fmt: skip
-    Endpoint.objects.create(url=receiver.url("/probe"), circuit_failures=1,
-                            paused_until=now - dt.timedelta(seconds=1))  # fmt: skip
+    Endpoint.objects.create(
+        url=receiver.url("/open"), circuit_failures=2, paused_until=now + dt.timedelta(minutes=1)
+    )
+    Endpoint.objects.create(
+        url=receiver.url("/probe"), circuit_failures=1, paused_until=now - dt.timedelta(seconds=1)
+    )
     Endpoint.objects.create(url=receiver.url("/off"), is_active=False)
     Endpoint.objects.create(url=receiver.url("/disabled"), disabled_at=now)
     with telemetry():
         django_hooks.send_event("order.paid", {}, owner=None)  # the instruments exist from here
         reading = points()
-    state = {dict(attrs)["webhook.endpoint.state"]: point.value
-             for (name, attrs), point in reading.items() if name == "django_hooks.endpoints"}  # fmt: skip
+    state = {
+        dict(attrs)["webhook.endpoint.state"]: point.value
+        for (name, attrs), point in reading.items()
+        if name == "django_hooks.endpoints"
+    }
     assert state == {"receiving": 3, "failing": 1, "disabled": 1, "inactive": 1}
-    circuits = {dict(attrs)["webhook.circuit.state"]: point.value
-                for (name, attrs), point in reading.items() if name == "django_hooks.circuits"}  # fmt: skip
+    circuits = {
+        dict(attrs)["webhook.circuit.state"]: point.value
+        for (name, attrs), point in reading.items()
+        if name == "django_hooks.circuits"
+    }
     assert circuits == {"closed": 2, "open": 1, "half_open": 1}
 
 
@@ -346,10 +369,19 @@ Endpoint.objects.create(url="http://127.0.0.1:9/closed")
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory() as folder:
-        env = {**os.environ, "PYTHONPATH": str(ROOT),
-               "HOOKS_TEST_DB": os.path.join(folder, "db.sqlite3")}  # fmt: skip
-        return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "HOOKS_TEST_DB": os.path.join(folder, "db.sqlite3"),
+        }
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
 
 @pytest.mark.parametrize("absent", [False, True], ids=["installed", "absent"])
@@ -417,6 +449,12 @@ def test_the_documented_prometheus_set_up_serves_the_metrics():
 
 def test_docs_name_every_metric():
     page = (ROOT / "docs" / "telemetry.md").read_text()
-    for name in ("django_hooks.deliveries", "django_hooks.attempts", "django_hooks.delivery.duration",
-                 "django_hooks.queue.lag", "django_hooks.endpoints", "django_hooks.circuits"):  # fmt: skip
+    for name in (
+        "django_hooks.deliveries",
+        "django_hooks.attempts",
+        "django_hooks.delivery.duration",
+        "django_hooks.queue.lag",
+        "django_hooks.endpoints",
+        "django_hooks.circuits",
+    ):
         assert f"`{name}`" in page

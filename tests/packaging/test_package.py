@@ -19,8 +19,10 @@ from django_hooks.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "docs" / "quickstart.md"
-BLOCK = re.compile(r'^```(?P<lang>sh|python) title="(?P<title>[^"]+)"\n(?P<code>.*?)^```$',
-                   re.MULTILINE | re.DOTALL)  # fmt: skip
+BLOCK = re.compile(
+    r'^```(?P<lang>sh|python) title="(?P<title>[^"]+)"\n(?P<code>.*?)^```$',
+    re.MULTILINE | re.DOTALL,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -33,8 +35,12 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
-                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return out
 
 
@@ -49,8 +55,12 @@ def test_the_wheel_holds_every_package_file_and_passes_twine(dist):
     assert expected - names == set()
     assert "django_hooks/py.typed" in names
     assert any(name.startswith("django_hooks/migrations/0001") for name in names)
-    result = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, dist.iterdir())],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *map(str, dist.iterdir())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -104,8 +114,14 @@ def test_the_quickstart_works_verbatim(dist, tmp_path):
                 continue
             script = (". .venv/bin/activate\n" if (tmp_path / ".venv").exists() else "") + code
             if title.startswith("terminal 1"):
-                result = subprocess.run(["bash", "-ec", script], cwd=tmp_path, env=env,
-                                        capture_output=True, text=True, timeout=300)  # fmt: skip
+                result = subprocess.run(
+                    ["bash", "-ec", script],
+                    cwd=tmp_path,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                )
                 assert result.returncode == 0, f"{code}\n{result.stdout}{result.stderr}"
                 output = result.stdout
             else:
@@ -118,7 +134,7 @@ def test_the_quickstart_works_verbatim(dist, tmp_path):
                         stdout=log.open("w"),
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
-                    )  # fmt: skip
+                    )
                 )
                 if "runserver" in code:
                     wait_for_port(port, background[-1], log)
@@ -128,8 +144,14 @@ def test_the_quickstart_works_verbatim(dist, tmp_path):
         deadline = time.monotonic() + 60
         while last_line(output) != "succeeded" and time.monotonic() < deadline:
             time.sleep(0.5)
-            result = subprocess.run(["bash", "-ec", script], cwd=tmp_path, env=env,
-                                    capture_output=True, text=True, timeout=60)  # fmt: skip
+            result = subprocess.run(
+                ["bash", "-ec", script],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             output = result.stdout
         assert last_line(output) == "succeeded"
         server_log = logs["terminal 3: the site"].read_text()

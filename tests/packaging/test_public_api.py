@@ -58,10 +58,15 @@ def modules_of_the_package():
 def test_every_module_says_what_it_supports(module, path):
     tree = ast.parse(path.read_text())
     declared = [
-        node for node in tree.body
+        node
+        for node in tree.body
         if isinstance(node, ast.Assign | ast.AnnAssign)
-        and "__all__" in [getattr(t, "id", None) for t in getattr(node, "targets", [getattr(node, "target", None)])]
-    ]  # fmt: skip
+        and "__all__"
+        in [
+            getattr(t, "id", None)
+            for t in getattr(node, "targets", [getattr(node, "target", None)])
+        ]
+    ]
     assert declared, f"{module} has no __all__ (empty if nothing in it is supported API)"
     exported = ast.literal_eval(declared[0].value)
     if exported:

@@ -58,10 +58,14 @@ def owned_objects(owner) -> dict[str, int]:
         status="failed", attempts=1, last_status_code=500, completed_at=timezone.now()
     )
     DeliveryAttempt.objects.create(
-        delivery=delivery, number=1, url=endpoint.url, status_code=500,
-        request_headers={"webhook-id": event.pk}, response_body=f"down for {owner.pk}",
+        delivery=delivery,
+        number=1,
+        url=endpoint.url,
+        status_code=500,
+        request_headers={"webhook-id": event.pk},
+        response_body=f"down for {owner.pk}",
         duration_ms=12,
-    )  # fmt: skip
+    )
     return {"endpoint": endpoint.pk, "delivery": delivery.pk, "event": event.pk}
 
 

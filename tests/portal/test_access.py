@@ -42,8 +42,11 @@ ROUTES = [
     ("deliveries/{id}/", {"get"}, "delivery"),
     ("deliveries/{id}/retry/", {"post"}, "delivery"),
 ]
-BODY = {"url": "https://example.com/changed", "event_type": "webhook.test",
-        "since": "2020-01-01T00:00"}  # fmt: skip
+BODY = {
+    "url": "https://example.com/changed",
+    "event_type": "webhook.test",
+    "since": "2020-01-01T00:00",
+}
 POSTS = [(route, kind) for route, methods, kind in ROUTES if "post" in methods]
 
 
@@ -56,8 +59,11 @@ def test_the_matrix_names_every_route():
 
 def state():
     """Everything a request could change."""
-    endpoints = list(Endpoint.objects.order_by("pk").values_list(
-        "pk", "url", "is_active", "disabled_at", "secret_ciphertext"))  # fmt: skip
+    endpoints = list(
+        Endpoint.objects.order_by("pk").values_list(
+            "pk", "url", "is_active", "disabled_at", "secret_ciphertext"
+        )
+    )
     deliveries = list(Delivery.objects.order_by("pk").values_list("pk", "status"))
     return endpoints, deliveries, Event.objects.count()
 

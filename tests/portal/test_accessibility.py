@@ -45,9 +45,26 @@ class Page(HTMLParser):
 
 def pages(ids):
     endpoint, delivery = ids["endpoint"], ids["delivery"]
-    return ["", "new/", "event-types/", "verify/", f"deliveries/{delivery}/",
-            *(f"{endpoint}/{p}" for p in ("", "edit/", "delete/", "secret/", "rotate-secret/",
-                                          "test/", "recover/", "deliveries/"))]  # fmt: skip
+    return [
+        "",
+        "new/",
+        "event-types/",
+        "verify/",
+        f"deliveries/{delivery}/",
+        *(
+            f"{endpoint}/{p}"
+            for p in (
+                "",
+                "edit/",
+                "delete/",
+                "secret/",
+                "rotate-secret/",
+                "test/",
+                "recover/",
+                "deliveries/",
+            )
+        ),
+    ]
 
 
 @pytest.fixture
@@ -85,8 +102,14 @@ def contrast(a: str, b: str) -> float:
 
 def test_text_colours_reach_aa_contrast():
     colours = dict(re.findall(r"--(\w+): (#[0-9a-f]{6})", STYLES.read_text()))
-    pairs = [("quiet", "#ffffff"), ("quiet", colours["soft"]), ("link", "#ffffff"),
-             ("link", colours["soft"]), ("bad", "#ffffff"), ("ink", "#eef8f0")]  # fmt: skip
+    pairs = [
+        ("quiet", "#ffffff"),
+        ("quiet", colours["soft"]),
+        ("link", "#ffffff"),
+        ("link", colours["soft"]),
+        ("bad", "#ffffff"),
+        ("ink", "#eef8f0"),
+    ]
     # Badges and buttons: white text on these.
     pairs += [("#ffffff", colours[name]) for name in ("ok", "bad", "wait", "quiet", "link")]
     for fg, bg in pairs:

@@ -20,10 +20,11 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def catalogue():
     django_hooks.register_event_type(
-        "order.paid", "An order was paid.",
+        "order.paid",
+        "An order was paid.",
         schema={"type": "object", "properties": {"total": {"type": "string"}}},
         example={"id": 1, "total": "9.90"},
-    )  # fmt: skip
+    )
     django_hooks.register_event_type("order.refunded", "An order was refunded.")
     yield
     unregister_event_type("order.paid")
@@ -60,11 +61,16 @@ def test_creating_an_endpoint_from_the_catalogue(client, alice, catalogue):
     assert 'value="order.paid"' in form and "An order was paid." in form
     assert "&quot;total&quot;" in form and "Schema of its data" in form
     assert 'value="webhook.test"' not in form
-    response = client.post(PORTAL + "new/", {
-        "url": "https://example.com/hooks", "description": "Production",
-        "event_types": ["order.paid"], "other_types": "invoice.*, order.paid",
-        "csrfmiddlewaretoken": csrf(client, "new/"),
-    })  # fmt: skip
+    response = client.post(
+        PORTAL + "new/",
+        {
+            "url": "https://example.com/hooks",
+            "description": "Production",
+            "event_types": ["order.paid"],
+            "other_types": "invoice.*, order.paid",
+            "csrfmiddlewaretoken": csrf(client, "new/"),
+        },
+    )
     assert response.status_code == 302, response.content.decode()
     endpoint = Endpoint.objects.get()
     assert endpoint.owner == alice and endpoint.description == "Production"
@@ -104,8 +110,9 @@ def test_bad_subscriptions_are_refused_before_anything_is_written(as_alice):
     assert response.status_code == 400
     assert "&#x27;a b&#x27; is not an event type" in response.content.decode()
     with override_settings(DJANGO_HOOKS={"STRICT_EVENT_TYPES": True}):
-        response = as_alice.post(PORTAL + "new/",
-                                 {"url": "https://example.com/", "other_types": "nothing.*"})  # fmt: skip
+        response = as_alice.post(
+            PORTAL + "new/", {"url": "https://example.com/", "other_types": "nothing.*"}
+        )
     assert response.status_code == 400
     assert "match no declared event type" in response.content.decode()
     assert not Endpoint.objects.exists()
@@ -117,10 +124,15 @@ def test_editing_an_endpoint(client, alice, catalogue):
     assert 'value="order.paid" id="type-1" checked' in form
     assert 'value="shipment.*"' in form  # not in the catalogue: in the free-text field
     secret = endpoint.secret
-    response = client.post(PORTAL + f"{endpoint.pk}/edit/", {
-        "url": "https://example.com/new", "description": "moved",
-        "event_types": ["order.refunded"], "csrfmiddlewaretoken": csrf(client, f"{endpoint.pk}/edit/"),
-    })  # fmt: skip
+    response = client.post(
+        PORTAL + f"{endpoint.pk}/edit/",
+        {
+            "url": "https://example.com/new",
+            "description": "moved",
+            "event_types": ["order.refunded"],
+            "csrfmiddlewaretoken": csrf(client, f"{endpoint.pk}/edit/"),
+        },
+    )
     assert response.status_code == 302
     endpoint.refresh_from_db()
     assert (endpoint.url, endpoint.description) == ("https://example.com/new", "moved")
@@ -149,9 +161,11 @@ def test_disable_and_enable(client, alice):
     assert "Disabled by you." in page(client, f"{endpoint.pk}/")
     # Disabled automatically for failing: enabling lifts it, as through the API.
     Endpoint.objects.filter(pk=endpoint.pk).update(
-        is_active=True, disabled_at=timezone.now(), disabled_reason="Failing for 5 days.",
+        is_active=True,
+        disabled_at=timezone.now(),
+        disabled_reason="Failing for 5 days.",
         disabled_by="system",
-    )  # fmt: skip
+    )
     response = client.post(PORTAL + f"{endpoint.pk}/enable/", {"csrfmiddlewaretoken": token})
     assert response.status_code == 302
     endpoint.refresh_from_db()
@@ -175,8 +189,10 @@ def test_delete_asks_then_deletes_the_endpoint_and_its_log(client, alice):
     ids = owned_objects(alice)
     html = page(client, f"{ids['endpoint']}/delete/")
     assert "1 delivery" in html and Endpoint.objects.exists()
-    response = client.post(PORTAL + f"{ids['endpoint']}/delete/",
-                           {"csrfmiddlewaretoken": csrf(client, f"{ids['endpoint']}/delete/")})  # fmt: skip
+    response = client.post(
+        PORTAL + f"{ids['endpoint']}/delete/",
+        {"csrfmiddlewaretoken": csrf(client, f"{ids['endpoint']}/delete/")},
+    )
     assert response.status_code == 302 and response["Location"] == "/webhooks/?notice=deleted"
     assert not Endpoint.objects.exists() and not Delivery.objects.exists()
     assert not DeliveryAttempt.objects.exists()
@@ -186,8 +202,10 @@ def test_reveal_the_secret_after_confirming_on_a_page_never_stored(client, alice
     endpoint = make_endpoint(alice)
     confirm = page(client, f"{endpoint.pk}/secret/")
     assert endpoint.secret not in confirm and "Reveal the signing secret?" in confirm
-    response = client.post(PORTAL + f"{endpoint.pk}/secret/",
-                           {"csrfmiddlewaretoken": csrf(client, f"{endpoint.pk}/secret/")})  # fmt: skip
+    response = client.post(
+        PORTAL + f"{endpoint.pk}/secret/",
+        {"csrfmiddlewaretoken": csrf(client, f"{endpoint.pk}/secret/")},
+    )
     assert response.status_code == 200
     assert endpoint.secret in response.content.decode()
     assert "no-store" in response["Cache-Control"]
@@ -201,8 +219,10 @@ def test_rotate_the_secret(client, alice):
     assert "24 hours" in confirm
     endpoint.refresh_from_db()
     assert endpoint.secret == old  # asking changes nothing
-    response = client.post(PORTAL + f"{endpoint.pk}/rotate-secret/",
-                           {"csrfmiddlewaretoken": csrf(client, f"{endpoint.pk}/rotate-secret/")})  # fmt: skip
+    response = client.post(
+        PORTAL + f"{endpoint.pk}/rotate-secret/",
+        {"csrfmiddlewaretoken": csrf(client, f"{endpoint.pk}/rotate-secret/")},
+    )
     endpoint.refresh_from_db()
     assert endpoint.secret != old and endpoint.secret in response.content.decode()
     assert old not in response.content.decode()
@@ -216,8 +236,9 @@ def test_send_a_test_event(client, alice, catalogue):
     assert 'value="webhook.test"' in form and 'value="order.paid"' in form
     assert 'value="order.refunded"' not in form  # no example: nothing a test could carry
     token = csrf(client, f"{endpoint.pk}/test/")
-    response = client.post(PORTAL + f"{endpoint.pk}/test/",
-                           {"event_type": "order.paid", "csrfmiddlewaretoken": token})  # fmt: skip
+    response = client.post(
+        PORTAL + f"{endpoint.pk}/test/", {"event_type": "order.paid", "csrfmiddlewaretoken": token}
+    )
     assert response.status_code == 302
     delivery = Delivery.objects.get()
     assert delivery.endpoint == endpoint and delivery.event.is_test
@@ -229,13 +250,17 @@ def test_send_a_test_event(client, alice, catalogue):
 
 def test_a_test_event_to_a_disabled_endpoint_says_why(client, alice):
     endpoint = make_endpoint(alice, is_active=False)
-    response = client.post(PORTAL + f"{endpoint.pk}/test/", {
-        "event_type": "webhook.test", "csrfmiddlewaretoken": csrf(client, f"{endpoint.pk}/test/")})  # fmt: skip
+    response = client.post(
+        PORTAL + f"{endpoint.pk}/test/",
+        {"event_type": "webhook.test", "csrfmiddlewaretoken": csrf(client, f"{endpoint.pk}/test/")},
+    )
     assert response.status_code == 400
     assert "enable it before sending a test event" in response.content.decode()
     assert not Event.objects.exists()
-    response = client.post(PORTAL + f"{endpoint.pk}/test/", {
-        "event_type": "made.up", "csrfmiddlewaretoken": csrf(client, f"{endpoint.pk}/test/")})  # fmt: skip
+    response = client.post(
+        PORTAL + f"{endpoint.pk}/test/",
+        {"event_type": "made.up", "csrfmiddlewaretoken": csrf(client, f"{endpoint.pk}/test/")},
+    )
     assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
 
 
@@ -279,9 +304,13 @@ def test_the_delivery_log_pages_by_keyset(client, alice, monkeypatch):
 def test_a_delivery_shows_every_attempt(client, alice):
     ids = owned_objects(alice)
     DeliveryAttempt.objects.create(
-        delivery_id=ids["delivery"], number=2, url="http://127.0.0.1:9/", error="timed out",
-        duration_ms=2000, response_headers={"retry-after": "5"},
-    )  # fmt: skip
+        delivery_id=ids["delivery"],
+        number=2,
+        url="http://127.0.0.1:9/",
+        error="timed out",
+        duration_ms=2000,
+        response_headers={"retry-after": "5"},
+    )
     html = page(client, f"deliveries/{ids['delivery']}/")
     assert "Attempt 1: 500, 12 ms" in html and f"down for {alice.pk}" in html
     assert "Attempt 2: no answer, 2000 ms" in html and "timed out" in html
@@ -293,15 +322,17 @@ def test_a_delivery_shows_every_attempt(client, alice):
 def test_retry_one_delivery(client, alice):
     ids = owned_objects(alice)
     token = csrf(client, f"deliveries/{ids['delivery']}/")
-    response = client.post(PORTAL + f"deliveries/{ids['delivery']}/retry/",
-                           {"csrfmiddlewaretoken": token})  # fmt: skip
+    response = client.post(
+        PORTAL + f"deliveries/{ids['delivery']}/retry/", {"csrfmiddlewaretoken": token}
+    )
     assert response.status_code == 302
     delivery = Delivery.objects.get(pk=ids["delivery"])
     assert delivery.status == "pending" and delivery.next_attempt_at is not None
     assert "Retry this delivery" not in page(client, f"deliveries/{ids['delivery']}/")
     # Pending (or succeeded): refused, as the API refuses it.
-    response = client.post(PORTAL + f"deliveries/{ids['delivery']}/retry/",
-                           {"csrfmiddlewaretoken": token})  # fmt: skip
+    response = client.post(
+        PORTAL + f"deliveries/{ids['delivery']}/retry/", {"csrfmiddlewaretoken": token}
+    )
     assert response.status_code == 409 and "only failed or cancelled" in response.content.decode()
 
 
@@ -315,16 +346,19 @@ def test_recover_failures_since_a_time(client, alice):
     assert "Failed since" in page(client, f"{ids['endpoint']}/recover/")
     since = (timezone.now() - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
     token = csrf(client, f"{ids['endpoint']}/recover/")
-    response = client.post(PORTAL + f"{ids['endpoint']}/recover/",
-                           {"since": since, "csrfmiddlewaretoken": token})  # fmt: skip
+    response = client.post(
+        PORTAL + f"{ids['endpoint']}/recover/", {"since": since, "csrfmiddlewaretoken": token}
+    )
     assert response.status_code == 302
     assert response["Location"] == f"/webhooks/{ids['endpoint']}/deliveries/?notice=recovered&n=1"
     assert Delivery.objects.get(pk=ids["delivery"]).status == "pending"
     assert Delivery.objects.get(pk=old["delivery"]).status == "failed"
     assert "1 failed deliveries queued again." in page(client, response["Location"][len(PORTAL) :])
     # until before since: named next to the field, nothing queued.
-    response = client.post(PORTAL + f"{ids['endpoint']}/recover/", {
-        "since": since, "until": "2000-01-01T00:00", "csrfmiddlewaretoken": token})  # fmt: skip
+    response = client.post(
+        PORTAL + f"{ids['endpoint']}/recover/",
+        {"since": since, "until": "2000-01-01T00:00", "csrfmiddlewaretoken": token},
+    )
     assert response.status_code == 400
     assert 'id="id_until_error"' in response.content.decode()
 

@@ -22,11 +22,17 @@ def add_rows(owner, n):
         django_hooks.send_event("order.paid", {"i": i}, owner=owner)
     now = timezone.now()
     DeliveryAttempt.objects.bulk_create(
-        DeliveryAttempt(delivery=d, number=number, url="http://127.0.0.1:9/", status_code=500,
-                        duration_ms=number, created_at=now)
+        DeliveryAttempt(
+            delivery=d,
+            number=number,
+            url="http://127.0.0.1:9/",
+            status_code=500,
+            duration_ms=number,
+            created_at=now,
+        )
         for d in Delivery.objects.filter(attempt_log__isnull=True)
         for number in (1, 2)
-    )  # fmt: skip
+    )
     Delivery.objects.update(attempts=2, status="failed")
 
 
@@ -38,8 +44,9 @@ def count_queries(client, path):
 
 
 @pytest.mark.parametrize("how", ["login", "link"])
-@pytest.mark.parametrize("page", ["", "{endpoint}/deliveries/", "{endpoint}/",
-                                  "deliveries/{delivery}/"])  # fmt: skip
+@pytest.mark.parametrize(
+    "page", ["", "{endpoint}/deliveries/", "{endpoint}/", "deliveries/{delivery}/"]
+)
 def test_pages_do_not_grow_with_rows(page, how, alice):
     client = logged_in(alice) if how == "login" else through_link(alice)
     add_rows(alice, 1)

@@ -20,17 +20,19 @@ CODE = {snippet.slug: snippet.code for snippet in SNIPPETS}
 def signed(monkeypatch):
     secret = generate_secret()
     monkeypatch.setenv("WEBHOOK_SECRET", secret)
-    body = json.dumps({"type": "order.paid", "timestamp": "2026-12-01T00:00:00Z",
-                       "data": {"id": 42}}).encode()  # fmt: skip
+    body = json.dumps(
+        {"type": "order.paid", "timestamp": "2026-12-01T00:00:00Z", "data": {"id": 42}}
+    ).encode()
     now = int(time.time())
     old = generate_secret()  # during a rotation: two signatures, ours is the second
     headers = {
         "webhook-id": "msg_2mZ8kq1XJ6cQYH7w3sVt9R",
         "webhook-timestamp": str(now),
-        "webhook-signature": signature_header([old, secret], "msg_2mZ8kq1XJ6cQYH7w3sVt9R", now,
-                                              body),
+        "webhook-signature": signature_header(
+            [old, secret], "msg_2mZ8kq1XJ6cQYH7w3sVt9R", now, body
+        ),
         "content-type": "application/json",
-    }  # fmt: skip
+    }
     return body, headers
 
 
@@ -60,12 +62,14 @@ def test_the_django_snippet_verifies(signed):
     exec(compile(CODE["django"], "<django snippet>", "exec"), namespace)  # noqa: S102
     view = namespace["our_webhooks"]
     factory = RequestFactory()
-    meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()
-            if k != "content-type"}  # fmt: skip
+    meta = {
+        f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items() if k != "content-type"
+    }
     ok = factory.post("/hooks/", body, content_type="application/json", **meta)
     assert view(ok).status_code == 204
-    tampered = factory.post("/hooks/", body.replace(b"42", b"43"),
-                            content_type="application/json", **meta)  # fmt: skip
+    tampered = factory.post(
+        "/hooks/", body.replace(b"42", b"43"), content_type="application/json", **meta
+    )
     assert view(tampered).status_code >= 400
 
 
@@ -82,9 +86,13 @@ def test_the_dependency_free_node_snippet_verifies(signed, tmp_path):
 
     def run(text: bytes) -> str:
         done = subprocess.run(
-            ["node", "-e", script, text.decode(), json.dumps(headers)], cwd=tmp_path,
-            capture_output=True, text=True, timeout=30, check=True,
-        )  # fmt: skip
+            ["node", "-e", script, text.decode(), json.dumps(headers)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
         return done.stdout.strip()
 
     assert run(body) == '{"id":42}'

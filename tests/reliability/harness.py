@@ -50,11 +50,26 @@ class RedisServer:
 
     def start(self, timeout: float = 10) -> None:
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.workdir, "--daemonize", "no",
-             "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.workdir,
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_until(self.ping, timeout=timeout, what=f"redis-server on port {self.port}")
 
     def ping(self) -> bool:
@@ -126,12 +141,26 @@ class WorkerPool:
             name = f"hooks-worker-{os.getpid()}-{self.started}"
             log = open(self.logdir / f"{name}.log", "wb")  # noqa: SIM115
             self.workers[name] = subprocess.Popen(
-                [sys.executable, "-m", "django", "rqworker", "default",
-                 "--worker-class", "rq.worker.SimpleWorker", "--with-scheduler",
-                 "--name", name, "--verbosity", "0"],
-                env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "django",
+                    "rqworker",
+                    "default",
+                    "--worker-class",
+                    "rq.worker.SimpleWorker",
+                    "--with-scheduler",
+                    "--name",
+                    name,
+                    "--verbosity",
+                    "0",
+                ],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )  # fmt: skip
+            )
             log.close()
             names.append(name)
         if wait:
@@ -143,9 +172,12 @@ class WorkerPool:
         log = open(self.logdir / f"{name}.log", "wb")  # noqa: SIM115
         self.workers[name] = subprocess.Popen(
             [sys.executable, "-m", "django", *args],
-            env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-        )  # fmt: skip
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
 
     def registered(self) -> dict[str, str]:
@@ -209,8 +241,9 @@ class WorkerPool:
     def logs(self, tail: int | None = 40) -> str:
         """What the workers printed: the last ``tail`` lines of each, or all of it."""
         if tail is None:
-            return "\n".join((self.logdir / f"{n}.log").read_text(errors="replace")
-                             for n in self.workers)  # fmt: skip
+            return "\n".join(
+                (self.logdir / f"{n}.log").read_text(errors="replace") for n in self.workers
+            )
         return "\n".join(f"--- {name}\n{self.log_tail(name, tail)}" for name in self.workers)
 
     def stop(self) -> None:
@@ -279,8 +312,9 @@ def quiet(pool: WorkerPool, *, timeout: float = 60) -> None:
         streak[0] = streak[0] + 1 if ok else 0
         return streak[0] >= 3
 
-    wait_until(settled, timeout=timeout, what="the queue to empty and the workers to go idle",
-               every=0.1)  # fmt: skip
+    wait_until(
+        settled, timeout=timeout, what="the queue to empty and the workers to go idle", every=0.1
+    )
 
 
 def recover(pool: WorkerPool, *, timeout: float = 60, rounds: int = 5) -> int:

@@ -105,8 +105,7 @@ def test_a_lock_held_for_seconds_while_recording_delays_the_write_but_loses_noth
     pool.start(1)
     paths, lock = start_batch_then_lock(pool, fast_receiver)
     # The worker's write times out at least once, then the lock goes away.
-    wait_until(lambda: "trying again" in pool.logs(tail=None), timeout=30,
-               what="a failed write")  # fmt: skip
+    wait_until(lambda: "trying again" in pool.logs(tail=None), timeout=30, what="a failed write")
     lock.release()
     quiet(pool)
 

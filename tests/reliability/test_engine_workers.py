@@ -33,8 +33,11 @@ def test_a_killed_workers_deliveries_go_out_once_its_lease_runs_out(worker_pool,
         fast_receiver.release(path)
 
     # Nobody sweeps: the drain the dead worker scheduled past its leases takes them over.
-    wait_until(lambda: status_counts() == {"succeeded": 20}, timeout=60,
-               what=f"the dead worker's deliveries to be sent\n{pool.logs()}")  # fmt: skip
+    wait_until(
+        lambda: status_counts() == {"succeeded": 20},
+        timeout=60,
+        what=f"the dead worker's deliveries to be sent\n{pool.logs()}",
+    )
     assert set(fast_receiver.accepted) == expected_keys(paths)
 
 
@@ -57,8 +60,11 @@ def test_the_endpoint_limit_holds_across_two_workers(worker_pool, fast_receiver)
     wait_until(lambda: get_queue().count == 0, timeout=30, what="the first drain to start")
     wake()
     wait_until(lambda: get_queue().count == 0, timeout=30, what="the second drain to start")
-    wait_until(lambda: list(pool.registered().values()).count("idle") == 1, timeout=30,
-               what="the second drain to end")  # fmt: skip
+    wait_until(
+        lambda: list(pool.registered().values()).count("idle") == 1,
+        timeout=30,
+        what="the second drain to end",
+    )
     in_flight = Delivery.objects.filter(claim_token__isnull=False, status="pending")
     assert in_flight.count() == 3
     assert len(fast_receiver.requests_to(path)) == 3

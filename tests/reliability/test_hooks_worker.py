@@ -21,8 +21,11 @@ pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
 
 def start_worker(pool, name: str, *args: str) -> None:
     pool.command(name, "hooks_worker", "--verbosity", "1", *args)
-    wait_until(lambda: "Ctrl-C stops" in pool.log_tail(name), timeout=30,
-               what=f"{name} to start\n{pool.logs()}")  # fmt: skip
+    wait_until(
+        lambda: "Ctrl-C stops" in pool.log_tail(name),
+        timeout=30,
+        what=f"{name} to start\n{pool.logs()}",
+    )
 
 
 def test_it_delivers_and_a_sigterm_hands_unstarted_work_to_the_next_worker(
@@ -49,8 +52,11 @@ def test_it_delivers_and_a_sigterm_hands_unstarted_work_to_the_next_worker(
     assert not Delivery.objects.filter(claim_token__isnull=False).exists()
 
     start_worker(pool, "second")
-    wait_until(lambda: status_counts() == {"succeeded": 10}, timeout=60,
-               what=f"the rest to be sent by the next worker\n{pool.logs()}")  # fmt: skip
+    wait_until(
+        lambda: status_counts() == {"succeeded": 10},
+        timeout=60,
+        what=f"the rest to be sent by the next worker\n{pool.logs()}",
+    )
     assert set(fast_receiver.accepted) == expected_keys(paths)
     assert set(fast_receiver.accepted.values()) == {1}
 
@@ -62,8 +68,11 @@ def test_its_sweep_sends_deliveries_whose_job_redis_lost(worker_pool, fast_recei
     Redis.from_url(fault_redis.url).flushall()  # the drain job is gone: only a sweep finds them
     pool = worker_pool()
     start_worker(pool, "sweeping", "--sweep-every", "1")
-    wait_until(lambda: status_counts() == {"succeeded": 3}, timeout=60,
-               what=f"the sweep to wake a drain\n{pool.logs()}")  # fmt: skip
+    wait_until(
+        lambda: status_counts() == {"succeeded": 3},
+        timeout=60,
+        what=f"the sweep to wake a drain\n{pool.logs()}",
+    )
     assert set(fast_receiver.accepted) == expected_keys(paths)
 
 

@@ -52,7 +52,7 @@ def servers(worker_pool, tmp_path):
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=log,
-        )  # fmt: skip
+        )
         for port, log in zip(ports, logs, strict=True)
     ]
 
@@ -79,9 +79,10 @@ def servers(worker_pool, tmp_path):
 def server_errors(tmp_path) -> str:
     """The tracebacks the servers logged, for an assertion's message."""
     return "\n".join(
-        log.read_text()[log.read_text().find("Traceback"):]
-        for log in sorted(tmp_path.glob("server-*.log")) if "Traceback" in log.read_text()
-    )  # fmt: skip
+        log.read_text()[log.read_text().find("Traceback") :]
+        for log in sorted(tmp_path.glob("server-*.log"))
+        if "Traceback" in log.read_text()
+    )
 
 
 def test_the_same_webhook_posted_50_times_at_once_runs_its_handler_once(servers, tmp_path):
@@ -94,8 +95,9 @@ def test_the_same_webhook_posted_50_times_at_once_runs_its_handler_once(servers,
         session = requests.Session()
         session.trust_env = False
         barrier.wait()
-        response = session.post(f"{servers[n % 2]}/hooks/once/", data=body,
-                                headers=signed(body, msg_id), timeout=30)  # fmt: skip
+        response = session.post(
+            f"{servers[n % 2]}/hooks/once/", data=body, headers=signed(body, msg_id), timeout=30
+        )
         statuses.append(response.status_code)
 
     threads = [threading.Thread(target=post, args=(n,)) for n in range(50)]
@@ -137,8 +139,11 @@ def test_an_async_handler_whose_worker_is_killed_runs_again_and_completes_once(
     pool.start(1)
     call_command("hooks_sweep", stdout=io.StringIO())
     wait_until(lambda: "done" in trace.read_text(), timeout=30, what="the handler to complete")
-    wait_until(lambda: InboundWebhook.objects.get().status == "processed", timeout=30,
-               what="the call to be marked processed")  # fmt: skip
+    wait_until(
+        lambda: InboundWebhook.objects.get().status == "processed",
+        timeout=30,
+        what="the call to be marked processed",
+    )
 
     assert trace.read_text().splitlines() == ["started", "started", "done"]
     assert InboundWebhook.objects.get().attempts == 2

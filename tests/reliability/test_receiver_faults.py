@@ -80,13 +80,16 @@ def test_receiver_faults_retry_on_schedule_with_exact_outcomes(worker_pool, fast
         assert errors[0] == (500, "")
         assert errors[1] == (None, "timed out after 1s")
         assert errors[2][0] is None and errors[2][1] in (
-            "connection reset", "connection closed by the server without a response"
-        )  # fmt: skip
+            "connection reset",
+            "connection closed by the server without a response",
+        )
         assert errors[3] == (200, "")
     for delivery in deliveries(down):
         assert (delivery.status, delivery.attempts, delivery.last_status_code) == (
-            "failed", MAX_ATTEMPTS, 503
-        )  # fmt: skip
+            "failed",
+            MAX_ATTEMPTS,
+            503,
+        )
     for delivery in deliveries(refused):
         assert (delivery.status, delivery.attempts) == ("failed", MAX_ATTEMPTS)
         assert set(delivery.attempt_log.values_list("error", flat=True)) == {"connection refused"}

@@ -70,8 +70,9 @@ def test_redis_lost_mid_run(worker_pool, fault_redis, fast_receiver, fault):
 
     wait_until(
         lambda: Delivery.objects.filter(status=Delivery.Status.SUCCEEDED).count() >= 150,
-        timeout=60, what="the drain to get going",
-    )  # fmt: skip
+        timeout=60,
+        what="the drain to get going",
+    )
     if fault == "flush":
         connection = Redis.from_url(fault_redis.url)
         connection.flushall()

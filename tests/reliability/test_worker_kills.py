@@ -82,5 +82,7 @@ def test_sigkill_while_draining_loses_nothing(worker_pool, fast_receiver):
     # Only a delivery POSTed by a worker that died before recording it is sent again.
     assert duplicates <= in_flight
     assert len(duplicates) <= pool.killed * BATCH  # at most what one worker has in flight
-    print(f"\n{pool.killed} kills, {len(in_flight)} deliveries in flight at a kill, "
-          f"{len(duplicates)} delivered twice, {ENDPOINTS * EVENTS} succeeded")  # fmt: skip
+    print(
+        f"\n{pool.killed} kills, {len(in_flight)} deliveries in flight at a kill, "
+        f"{len(duplicates)} delivered twice, {ENDPOINTS * EVENTS} succeeded"
+    )

@@ -189,9 +189,10 @@ def raw_tokens(endpoint_pk: int) -> tuple[str, str]:
 def test_credentials_and_header_values_move_to_the_newest_key(receiver) -> None:
     with keys(OLD):
         endpoint = Endpoint.objects.create(
-            url=receiver.url("/creds"), headers={"X-Api-Key": "key_Qz1Wx2Ec3"},
+            url=receiver.url("/creds"),
+            headers={"X-Api-Key": "key_Qz1Wx2Ec3"},
             auth=BasicAuth("acme", "pw_Rv4Tb5Yn6"),
-        )  # fmt: skip
+        )
         plain = Endpoint.objects.create(url=receiver.url("/plain"))  # {} headers stay {}
     before = raw_tokens(endpoint.pk)
     assert all(readable_with(OLD, token) for token in before)

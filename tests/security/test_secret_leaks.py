@@ -90,13 +90,18 @@ def client_certificate() -> tuple[str, str]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leak-test client")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()  # fmt: skip
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     return cert.public_bytes(serialization.Encoding.PEM).decode(), pem
 
 
@@ -125,27 +130,34 @@ def world(receiver, caplog, superuser_client, oauth) -> Iterator[Secrets]:
         # A rotation through the API with an Idempotency-Key: its stored response holds the
         # new secret (sealed), and a replay returns it again.
         created = superuser_client.post(
-            "/api/hooks/endpoints/", {"url": receiver.url("/api-made")},
-            content_type="application/json", HTTP_IDEMPOTENCY_KEY="leak-create",
-        )  # fmt: skip
+            "/api/hooks/endpoints/",
+            {"url": receiver.url("/api-made")},
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY="leak-create",
+        )
         assert created.status_code == 201, created.content
         api_made = Endpoint.objects.get(pk=created.json()["id"])
         rotated = superuser_client.post(
-            f"/api/hooks/endpoints/{api_made.pk}/rotate-secret/", {},
-            content_type="application/json", HTTP_IDEMPOTENCY_KEY="leak-rotate",
-        )  # fmt: skip
+            f"/api/hooks/endpoints/{api_made.pk}/rotate-secret/",
+            {},
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY="leak-rotate",
+        )
         assert rotated.status_code == 200, rotated.content
         secrets.add(api_made.secret, rotated.json()["secret"])
         # An Ed25519 endpoint, its key rotated through the API: only public keys may show.
         signed = superuser_client.post(
-            "/api/hooks/endpoints/", {"url": receiver.url("/v1a"), "signing_scheme": "ed25519"},
+            "/api/hooks/endpoints/",
+            {"url": receiver.url("/v1a"), "signing_scheme": "ed25519"},
             content_type="application/json",
-        )  # fmt: skip
+        )
         assert signed.status_code == 201, signed.content
         rotated_key = superuser_client.post(
-            f"/api/hooks/endpoints/{signed.json()['id']}/rotate-signing-key/", {},
-            content_type="application/json", HTTP_IDEMPOTENCY_KEY="leak-rotate-key",
-        )  # fmt: skip
+            f"/api/hooks/endpoints/{signed.json()['id']}/rotate-signing-key/",
+            {},
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY="leak-rotate-key",
+        )
         assert rotated_key.status_code == 200, rotated_key.content
         v1a = Endpoint.objects.get(pk=signed.json()["id"])
         assert len(v1a.live_signing_keys()) == 2
@@ -160,27 +172,46 @@ def world(receiver, caplog, superuser_client, oauth) -> Iterator[Secrets]:
         certificate, private_key = client_certificate()
         basic = BasicAuth("leak-user", BASIC_PASSWORD)
         credentialed = [
-            Endpoint.objects.create(url=receiver.url("/basic"), auth=basic,
-                                    headers={"X-Api-Key": API_KEY_HEADER}),
-            Endpoint.objects.create(url=receiver.url("/bearer"),
-                                    auth={"kind": "bearer", "token": BEARER_TOKEN}),
-            Endpoint.objects.create(url=oauth.url("/hook"), auth={
-                "kind": "oauth2", "token_url": oauth.url("/token"), "client_id": CLIENT_ID,
-                "client_secret": CLIENT_SECRET, "scope": "webhooks"}),
-            Endpoint.objects.create(url=receiver.url("/mtls"),
-                                    auth=ClientCertificate(certificate, private_key)),
-        ]  # fmt: skip
-        secrets.add(BASIC_PASSWORD, BEARER_TOKEN, CLIENT_SECRET, API_KEY_HEADER,
-                    basic.header().removeprefix("Basic "), *key_forms(private_key))  # fmt: skip
+            Endpoint.objects.create(
+                url=receiver.url("/basic"), auth=basic, headers={"X-Api-Key": API_KEY_HEADER}
+            ),
+            Endpoint.objects.create(
+                url=receiver.url("/bearer"), auth={"kind": "bearer", "token": BEARER_TOKEN}
+            ),
+            Endpoint.objects.create(
+                url=oauth.url("/hook"),
+                auth={
+                    "kind": "oauth2",
+                    "token_url": oauth.url("/token"),
+                    "client_id": CLIENT_ID,
+                    "client_secret": CLIENT_SECRET,
+                    "scope": "webhooks",
+                },
+            ),
+            Endpoint.objects.create(
+                url=receiver.url("/mtls"), auth=ClientCertificate(certificate, private_key)
+            ),
+        ]
+        secrets.add(
+            BASIC_PASSWORD,
+            BEARER_TOKEN,
+            CLIENT_SECRET,
+            API_KEY_HEADER,
+            basic.header().removeprefix("Basic "),
+            *key_forms(private_key),
+        )
         for endpoint in credentialed:
             secrets.add(endpoint.secret)
         # Through the API, owned by the superuser: its list and detail responses are scanned.
         made = superuser_client.post(
-            "/api/hooks/endpoints/", {"url": receiver.url("/api-auth"),
-            "headers": {"X-Api-Key": API_KEY_HEADER},
-            "auth": {"kind": "bearer", "token": API_BEARER_TOKEN}},
+            "/api/hooks/endpoints/",
+            {
+                "url": receiver.url("/api-auth"),
+                "headers": {"X-Api-Key": API_KEY_HEADER},
+                "auth": {"kind": "bearer", "token": API_BEARER_TOKEN},
+            },
             content_type="application/json",
-        )  # fmt: skip
+        )
         assert made.status_code == 201, made.content
         secrets.add(API_BEARER_TOKEN, Endpoint.objects.get(pk=made.json()["id"]).secret)
         # A stored secret no key can read: the attempt error and the log must still be clean.
@@ -200,9 +231,14 @@ def world(receiver, caplog, superuser_client, oauth) -> Iterator[Secrets]:
             # One clock read: the signed timestamp and the sent one must be the same second.
             timestamp = int(time.time())
             signature = Signer([key]).header("msg_leak", timestamp, body)
-            http.post("/hooks/standard/", body, content_type="application/json",
-                      HTTP_WEBHOOK_ID="msg_leak", HTTP_WEBHOOK_TIMESTAMP=str(timestamp),
-                      HTTP_WEBHOOK_SIGNATURE=signature)  # fmt: skip
+            http.post(
+                "/hooks/standard/",
+                body,
+                content_type="application/json",
+                HTTP_WEBHOOK_ID="msg_leak",
+                HTTP_WEBHOOK_TIMESTAMP=str(timestamp),
+                HTTP_WEBHOOK_SIGNATURE=signature,
+            )
         assert InboundWebhook.objects.count() == 1
         output = io.StringIO()
         with pytest.raises(CommandError) as refused:  # the broken endpoint is reported
@@ -338,12 +374,24 @@ def test_every_customer_portal_page(world: Secrets, superuser_client) -> None:
     from django.contrib.contenttypes.models import ContentType
 
     owner = get_user_model().objects.get(username="security-admin")
-    Endpoint.objects.update(owner_content_type=ContentType.objects.get_for_model(owner),
-                            owner_id=str(owner.pk))  # fmt: skip
+    Endpoint.objects.update(
+        owner_content_type=ContentType.objects.get_for_model(owner), owner_id=str(owner.pk)
+    )
     paths = ["", "new/", "event-types/", "verify/"]
     for endpoint in Endpoint.objects.all():
-        paths += [f"{endpoint.pk}/{page}" for page in ("", "edit/", "delete/", "secret/",
-                  "rotate-secret/", "test/", "recover/", "deliveries/")]  # fmt: skip
+        paths += [
+            f"{endpoint.pk}/{page}"
+            for page in (
+                "",
+                "edit/",
+                "delete/",
+                "secret/",
+                "rotate-secret/",
+                "test/",
+                "recover/",
+                "deliveries/",
+            )
+        ]
     paths += [f"deliveries/{pk}/" for pk in Delivery.objects.values_list("pk", flat=True)]
     texts = []
     for path in paths:
@@ -359,8 +407,9 @@ def test_exception_messages(world: Secrets) -> None:
     endpoint = Endpoint.objects.first()
     secret = endpoint.secret
     # A wrong key: the error says what to do, not what it tried.
-    with override_settings(DJANGO_HOOKS={**HOOKS, "ENCRYPTION_KEYS": [base64.urlsafe_b64encode(
-            bytes(32)).decode()]}):  # fmt: skip
+    with override_settings(
+        DJANGO_HOOKS={**HOOKS, "ENCRYPTION_KEYS": [base64.urlsafe_b64encode(bytes(32)).decode()]}
+    ):
         with pytest.raises(DecryptionError) as excinfo:
             Endpoint.objects.get(pk=endpoint.pk).secret  # noqa: B018
         texts.append(f"{excinfo.value!s} {excinfo.value!r}")

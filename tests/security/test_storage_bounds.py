@@ -70,8 +70,14 @@ def huge_header_receiver() -> tuple[int, threading.Thread]:
                 received += connection.recv(65536)
             # Read the body too: closing with unread request bytes would reset the connection.
             head, _, body = received.partition(b"\r\n\r\n")
-            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
             while len(body) < length:
                 body += connection.recv(65536)
             head = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n"

@@ -19,11 +19,18 @@ class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--older-than", type=duration, metavar="AGE",
-                            help="Delete what is older than AGE (e.g. 30d, 12h) instead of the "
-                            "retention settings.")  # fmt: skip
-        parser.add_argument("--batch-size", type=int, default=1000,
-                            help="Rows deleted per transaction (default 1000).")  # fmt: skip
+        parser.add_argument(
+            "--older-than",
+            type=duration,
+            metavar="AGE",
+            help="Delete what is older than AGE (e.g. 30d, 12h) instead of the retention settings.",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=1000,
+            help="Rows deleted per transaction (default 1000).",
+        )
 
     def handle(
         self, *args: Any, older_than: dt.timedelta | None, batch_size: int, **options: Any

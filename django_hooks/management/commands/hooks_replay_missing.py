@@ -20,15 +20,27 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("endpoint_id", type=int, help="The endpoint's id.")
-        parser.add_argument("--since", type=moment,
-                            help="Events created at or after: ISO 8601, or an age like 24h "
-                                 "(default: when the endpoint was disabled).")  # fmt: skip
-        parser.add_argument("--until", type=moment,
-                            help="Events created before (default: when it was enabled again, or "
-                                 "now; with --since, now).")  # fmt: skip
+        parser.add_argument(
+            "--since",
+            type=moment,
+            help="Events created at or after: ISO 8601, or an age like 24h "
+            "(default: when the endpoint was disabled).",
+        )
+        parser.add_argument(
+            "--until",
+            type=moment,
+            help="Events created before (default: when it was enabled again, or "
+            "now; with --since, now).",
+        )
 
-    def handle(self, *args: Any, endpoint_id: int, since: dt.datetime | None,
-               until: dt.datetime | None, **options: Any) -> None:  # fmt: skip
+    def handle(
+        self,
+        *args: Any,
+        endpoint_id: int,
+        since: dt.datetime | None,
+        until: dt.datetime | None,
+        **options: Any,
+    ) -> None:
         endpoint = Endpoint.objects.filter(pk=endpoint_id).first()
         if endpoint is None:
             raise CommandError(f"No endpoint with id {endpoint_id}.")
@@ -38,6 +50,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if done.enabled:
             self.stdout.write(f"Enabled endpoint {endpoint_id}.")
-        window = (f"{timezone.localtime(done.since):%Y-%m-%d %H:%M:%S} to "
-                  f"{timezone.localtime(done.until):%Y-%m-%d %H:%M:%S}")  # fmt: skip
+        window = (
+            f"{timezone.localtime(done.since):%Y-%m-%d %H:%M:%S} to "
+            f"{timezone.localtime(done.until):%Y-%m-%d %H:%M:%S}"
+        )
         self.stdout.write(f"Queued {done.count} missed events ({window}).")

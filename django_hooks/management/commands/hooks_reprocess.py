@@ -19,13 +19,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("ids", nargs="*", type=int, help="InboundWebhook ids.")
         parser.add_argument("--source", help="Only calls of this receiver (its source name).")
-        parser.add_argument("--status", default="failed",
-                            choices=[*InboundWebhook.Status.values, "any"],
-                            help="Only calls in this state (default failed).")  # fmt: skip
+        parser.add_argument(
+            "--status",
+            default="failed",
+            choices=[*InboundWebhook.Status.values, "any"],
+            help="Only calls in this state (default failed).",
+        )
         parser.add_argument("--since", help="ISO 8601 time, e.g. 2026-11-22T00:00:00Z")
 
-    def handle(self, *args: Any, ids: list[int], source: str | None, status: str,
-               since: str | None, **options: Any) -> None:  # fmt: skip
+    def handle(
+        self,
+        *args: Any,
+        ids: list[int],
+        source: str | None,
+        status: str,
+        since: str | None,
+        **options: Any,
+    ) -> None:
         calls = InboundWebhook.objects.all()
         if ids:
             calls = calls.filter(pk__in=ids)

@@ -24,20 +24,39 @@ class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--endpoint", type=int, action="append", metavar="ID",
-                            help="Only this endpoint's deliveries (repeatable).")  # fmt: skip
-        parser.add_argument("--status", choices=sorted(STATUSES), default="failed",
-                            help="failed (default), cancelled or any.")  # fmt: skip
-        parser.add_argument("--since", type=moment,
-                            help="Created at or after: ISO 8601, or an age like 24h.")  # fmt: skip
-        parser.add_argument("--until", type=moment,
-                            help="Created before: ISO 8601, or an age such as 1h.")  # fmt: skip
-        parser.add_argument("--dry-run", action="store_true",
-                            help="Count what would be sent again; send nothing.")  # fmt: skip
+        parser.add_argument(
+            "--endpoint",
+            type=int,
+            action="append",
+            metavar="ID",
+            help="Only this endpoint's deliveries (repeatable).",
+        )
+        parser.add_argument(
+            "--status",
+            choices=sorted(STATUSES),
+            default="failed",
+            help="failed (default), cancelled or any.",
+        )
+        parser.add_argument(
+            "--since", type=moment, help="Created at or after: ISO 8601, or an age like 24h."
+        )
+        parser.add_argument(
+            "--until", type=moment, help="Created before: ISO 8601, or an age such as 1h."
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Count what would be sent again; send nothing."
+        )
 
-    def handle(self, *args: Any, endpoint: list[int] | None, status: str,
-               since: dt.datetime | None, until: dt.datetime | None, dry_run: bool,
-               **options: Any) -> None:  # fmt: skip
+    def handle(
+        self,
+        *args: Any,
+        endpoint: list[int] | None,
+        status: str,
+        since: dt.datetime | None,
+        until: dt.datetime | None,
+        dry_run: bool,
+        **options: Any,
+    ) -> None:
         if since and until and until <= since:
             raise CommandError("--until must be later than --since.")
         if endpoint:

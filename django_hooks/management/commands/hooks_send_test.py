@@ -17,9 +17,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("endpoint", type=int, help="The endpoint's id.")
-        parser.add_argument("--type", dest="event_type",
-                            help="A declared event type with an example, instead of "
-                            "TEST_EVENT_TYPE.")  # fmt: skip
+        parser.add_argument(
+            "--type",
+            dest="event_type",
+            help="A declared event type with an example, instead of TEST_EVENT_TYPE.",
+        )
 
     def handle(self, *args: Any, endpoint: int, event_type: str | None, **options: Any) -> None:
         target = Endpoint.objects.filter(pk=endpoint).first()

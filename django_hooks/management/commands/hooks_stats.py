@@ -18,14 +18,28 @@ class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--endpoint", type=int, action="append", metavar="ID",
-                            help="Only this endpoint (repeatable).")  # fmt: skip
-        parser.add_argument("--since", type=moment, help="Window start: ISO 8601, or an age "
-                            "such as 7d (default 24h).")  # fmt: skip
+        parser.add_argument(
+            "--endpoint",
+            type=int,
+            action="append",
+            metavar="ID",
+            help="Only this endpoint (repeatable).",
+        )
+        parser.add_argument(
+            "--since",
+            type=moment,
+            help="Window start: ISO 8601, or an age such as 7d (default 24h).",
+        )
         parser.add_argument("--until", type=moment, help="Window end (default now).")
 
-    def handle(self, *args: Any, endpoint: list[int] | None, since: dt.datetime | None,
-               until: dt.datetime | None, **options: Any) -> None:  # fmt: skip
+    def handle(
+        self,
+        *args: Any,
+        endpoint: list[int] | None,
+        since: dt.datetime | None,
+        until: dt.datetime | None,
+        **options: Any,
+    ) -> None:
         since = since or timezone.now() - dt.timedelta(hours=24)
         if until and until <= since:
             raise CommandError("--until must be later than --since.")
@@ -45,12 +59,24 @@ class Command(BaseCommand):
         for pk, url in rows:
             c, lat = counts[pk], latency[pk]
             rate = "-" if c.success_rate is None else f"{c.success_rate:.1%}"
-            table.append((str(pk), url, str(c.succeeded), str(c.failed), str(c.pending), rate,
-                          _ms(lat.p50), _ms(lat.p95)))  # fmt: skip
+            table.append(
+                (
+                    str(pk),
+                    url,
+                    str(c.succeeded),
+                    str(c.failed),
+                    str(c.pending),
+                    rate,
+                    _ms(lat.p50),
+                    _ms(lat.p95),
+                )
+            )
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         for number, row in enumerate(table):
-            cells = [cell.ljust(w) if i == 1 else cell.rjust(w)
-                     for i, (cell, w) in enumerate(zip(row, widths, strict=True))]  # fmt: skip
+            cells = [
+                cell.ljust(w) if i == 1 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            ]
             self.stdout.write("  ".join(cells).rstrip())
             if number == 0:
                 self.stdout.write("  ".join("-" * w for w in widths))

@@ -18,14 +18,26 @@ class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--loop", type=float, metavar="SECONDS",
-                            help="Sweep again every SECONDS until interrupted.")  # fmt: skip
-        parser.add_argument("--grace", type=float, default=DEFAULT_GRACE, metavar="SECONDS",
-                            help="How overdue a delivery must be before it counts as stranded "
-                            f"(default {DEFAULT_GRACE}).")  # fmt: skip
-        parser.add_argument("--limit", type=int, default=10_000,
-                            help="At most this many deliveries per sweep "
-                            "(default 10000).")  # fmt: skip
+        parser.add_argument(
+            "--loop",
+            type=float,
+            metavar="SECONDS",
+            help="Sweep again every SECONDS until interrupted.",
+        )
+        parser.add_argument(
+            "--grace",
+            type=float,
+            default=DEFAULT_GRACE,
+            metavar="SECONDS",
+            help="How overdue a delivery must be before it counts as stranded "
+            f"(default {DEFAULT_GRACE}).",
+        )
+        parser.add_argument(
+            "--limit",
+            type=int,
+            default=10_000,
+            help="At most this many deliveries per sweep (default 10000).",
+        )
 
     def handle(
         self, *args: Any, loop: float | None, grace: float, limit: int, **options: Any

@@ -38,8 +38,12 @@ class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--timeout", type=float, default=60,
-                            help="Seconds to wait for every delivery to settle (default 60).")  # fmt: skip
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=60,
+            help="Seconds to wait for every delivery to settle (default 60).",
+        )
 
     def handle(self, *args: Any, timeout: float, **options: Any) -> None:
         with local_redis() as redis_url:
@@ -57,10 +61,19 @@ class Command(BaseCommand):
         port = free_port()
         site_url = f"http://127.0.0.1:{port}"
         accounts = set_up_customers(site_url)
-        env = {**os.environ, "REDIS_URL": redis_url,
-               "RECEIVER_WEBHOOK_SECRETS": receiver_secrets(accounts)}  # fmt: skip
-        site = manage("runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks",
-                      env=env, output=subprocess.DEVNULL)  # fmt: skip
+        env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "RECEIVER_WEBHOOK_SECRETS": receiver_secrets(accounts),
+        }
+        site = manage(
+            "runserver",
+            f"127.0.0.1:{port}",
+            "--noreload",
+            "--skip-checks",
+            env=env,
+            output=subprocess.DEVNULL,
+        )
         try:
             wait_for_port(port, site)
             self.stdout.write(f"Site (shop and receiver): {site_url}")
@@ -84,8 +97,13 @@ class Command(BaseCommand):
     def cross_customer(self, accounts: list[tuple[Customer, Endpoint]]) -> tuple[bool, str]:
         """Sign a webhook with one customer's secret and post it to the other's receiver."""
         (first, first_endpoint), (second, second_endpoint) = accounts[:2]
-        body = json.dumps({"type": "order.updated", "timestamp": "2026-01-01T00:00:00Z",
-                           "data": {"id": 1, "status": "refunded"}}).encode()  # fmt: skip
+        body = json.dumps(
+            {
+                "type": "order.updated",
+                "timestamp": "2026-01-01T00:00:00Z",
+                "data": {"id": 1, "status": "refunded"},
+            }
+        ).encode()
         msg_id, timestamp = f"msg_forged_{int(time.time())}", int(time.time())
         headers = {
             "content-type": "application/json",
@@ -104,14 +122,16 @@ class Command(BaseCommand):
     def place_orders(self, customers: dict[str, Customer]) -> None:
         # Model events: each change records its order.* event in the change's own transaction.
         with transaction.atomic():
-            first = Order.objects.create(customer=customers["acme"], total="42.00",
-                                         customer_email="ada@acme.example")  # fmt: skip
+            first = Order.objects.create(
+                customer=customers["acme"], total="42.00", customer_email="ada@acme.example"
+            )
         with transaction.atomic():
             first.status = "paid"
             first.save()
         with transaction.atomic():
-            second = Order.objects.create(customer=customers["globex"], total="9.90",
-                                          customer_email="grace@globex.example")  # fmt: skip
+            second = Order.objects.create(
+                customer=customers["globex"], total="9.90", customer_email="grace@globex.example"
+            )
         with transaction.atomic():
             second.delete()
 
@@ -122,8 +142,11 @@ class Command(BaseCommand):
                 return
             subprocess.run(
                 [sys.executable, MANAGE, "hooks_worker", "--burst"],
-                env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             time.sleep(0.2)
 
     def report(self, customer: Customer, endpoint: Endpoint) -> bool:
@@ -132,16 +155,29 @@ class Command(BaseCommand):
 
         self.stdout.write(f"\n{customer.name} ({customer.slug}): endpoint {endpoint.url}")
         events = set(Event.objects.filter(owner_q(customer)).values_list("id", flat=True))
-        received = set(ReceivedWebhook.objects.filter(customer=customer.slug)
-                       .values_list("webhook_id", flat=True))  # fmt: skip
+        received = set(
+            ReceivedWebhook.objects.filter(customer=customer.slug).values_list(
+                "webhook_id", flat=True
+            )
+        )
         rows = [("event", "type", "status", "attempts", "verified by receiver")]
         ok = bool(events)
-        for delivery in (Delivery.objects.filter(event_id__in=events).select_related("event", "endpoint")
-                         .order_by("event_id")):  # fmt: skip
+        for delivery in (
+            Delivery.objects.filter(event_id__in=events)
+            .select_related("event", "endpoint")
+            .order_by("event_id")
+        ):
             verified = delivery.event_id in received and delivery.endpoint_id == endpoint.pk
             ok = ok and delivery.status == Delivery.Status.SUCCEEDED and verified
-            rows.append((delivery.event_id, delivery.event.type, delivery.status,
-                         str(delivery.attempts), "yes" if verified else "NO"))  # fmt: skip
+            rows.append(
+                (
+                    delivery.event_id,
+                    delivery.event.type,
+                    delivery.status,
+                    str(delivery.attempts),
+                    "yes" if verified else "NO",
+                )
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for number, row in enumerate(rows):
             self.stdout.write(
@@ -162,8 +198,11 @@ class Command(BaseCommand):
         """Post a correctly signed GitHub push, then a forged one; True if only the first got in,
         and the lines to report."""
         url = f"{site_url}/hooks/github/"
-        payload = {"ref": "refs/heads/main", "pusher": {"name": "octocat"},
-                   "repository": {"full_name": "example/storefront-theme"}}  # fmt: skip
+        payload = {
+            "ref": "refs/heads/main",
+            "pusher": {"name": "octocat"},
+            "repository": {"full_name": "example/storefront-theme"},
+        }
         body, headers = github_request(settings.GITHUB_WEBHOOK_SECRET, payload)
         signed = requests.post(url, data=body, headers=headers, timeout=10)
         forged_body, forged_headers = github_request("not-the-shared-secret", payload)
@@ -171,8 +210,9 @@ class Command(BaseCommand):
         # GitHub does not sign its delivery id, so calls are told apart by the signed body.
         calls = InboundWebhook.objects.filter(source="github").order_by("pk")
         stored = calls.filter(webhook_id="sha256:" + hashlib.sha256(body).hexdigest()).first()
-        accepted = (signed.ok and stored is not None
-                    and stored.status == InboundWebhook.Status.PROCESSED)  # fmt: skip
+        accepted = (
+            signed.ok and stored is not None and stored.status == InboundWebhook.Status.PROCESSED
+        )
         refused = 400 <= forged.status_code < 500 and calls.count() == 1
         lines = [f"Inbound webhooks (GitHub's at {url})"]
         lines.append(

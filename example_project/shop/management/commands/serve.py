@@ -33,10 +33,16 @@ class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--port", type=int, default=8000,
-                            help="Port of the site on 127.0.0.1 (default 8000).")  # fmt: skip
-        parser.add_argument("--sweep-every", type=float, default=10, metavar="SECONDS",
-                            help="How often the sweep re-enqueues stranded deliveries (default 10).")  # fmt: skip
+        parser.add_argument(
+            "--port", type=int, default=8000, help="Port of the site on 127.0.0.1 (default 8000)."
+        )
+        parser.add_argument(
+            "--sweep-every",
+            type=float,
+            default=10,
+            metavar="SECONDS",
+            help="How often the sweep re-enqueues stranded deliveries (default 10).",
+        )
 
     def handle(self, *args: Any, port: int, sweep_every: float, **options: Any) -> None:
         check_port_free(port)
@@ -63,10 +69,14 @@ class Command(BaseCommand):
         for customer, _ in accounts:
             if not customer.orders.exists():  # something in the admin on the first run
                 with transaction.atomic():
-                    Order.objects.create(customer=customer, total="25.00",
-                                         customer_email=customer.user.email)  # type: ignore[union-attr]  # fmt: skip
-        env = {**os.environ, "REDIS_URL": redis_url,
-               "RECEIVER_WEBHOOK_SECRETS": receiver_secrets(accounts)}  # fmt: skip
+                    Order.objects.create(
+                        customer=customer, total="25.00", customer_email=customer.user.email
+                    )  # type: ignore[union-attr]
+        env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "RECEIVER_WEBHOOK_SECRETS": receiver_secrets(accounts),
+        }
         if stop_signals:
             return
         children = {
