@@ -35,7 +35,7 @@ serve: $(VENV)/.demo-installed
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## matrix: the suite in each tox env (Django 5.2 on Python 3.11 and 3.12, 6.0 on 3.12 and 3.13,
+## matrix: the suite in each tox env (Django 5.2 on Python 3.11 and 3.12, 6.0 and 6.1 on 3.12 and 3.13,
 ## no optional extras) on SQLite; MATRIX_ENVS="py313-django60" runs some (tox.ini lists them)
 MATRIX_ENVS ?=
 matrix: $(BIN)/python
