@@ -7,6 +7,8 @@ import json
 
 import pytest
 from django.test import override_settings
+
+pytest.importorskip("jsonschema", reason="the jsonschema extra is not installed")
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from django.db import transaction
 from django.utils import timezone
+
+pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
