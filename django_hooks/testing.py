@@ -80,6 +80,41 @@ def wait_for_port(
     raise ServerDidNotStart(f"nothing listened on port {port} within {timeout:g}s")
 
 
+def start_redis_server(binary: str, port: int, workdir: str) -> subprocess.Popen[bytes]:
+    """A redis-server on 127.0.0.1:``port`` that persists nothing (a restart comes back empty)."""
+    return subprocess.Popen(  # noqa: S603  (our own binary, fixed arguments)
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def redis_answers(port: int) -> bool:
+    """Whether a Redis on 127.0.0.1:``port`` answers PING."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def local_redis(*, use_env: bool = True, timeout: float = 10.0) -> Iterator[str]:
     """Yield a Redis URL: ``$REDIS_URL`` if set, else a private server stopped on exit."""
@@ -89,37 +124,10 @@ def local_redis(*, use_env: bool = True, timeout: float = 10.0) -> Iterator[str]
     binary = find_redis_server()
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="django-hooks-redis-") as workdir:
-        process = subprocess.Popen(  # noqa: S603  (our own binary, fixed arguments)
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                workdir,
-                "--daemonize",
-                "no",
-                "--loglevel",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        process = start_redis_server(binary, port, workdir)
         try:
             deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-                        sock.sendall(b"PING\r\n")
-                        if sock.recv(16).startswith(b"+PONG"):
-                            break
-                except OSError:
-                    pass
+            while not redis_answers(port):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise ServerDidNotStart(f"{binary} did not start on port {port}")
                 time.sleep(0.05)

@@ -120,6 +120,7 @@ def enqueue_on_commit(ids: list[int], *, using: str) -> None:
     wake_on_commit(using=using)
 
 
+#: The columns a new delivery row sets, in the order the INSERT ... SELECT statements list them.
 DELIVERY_COLUMNS = (
     "event",
     "endpoint",
@@ -208,14 +209,20 @@ def _compile_delivery_insert(
         )
         .values_list("_event", "pk", "_status", "_attempts", "_next", "_created", "_error")
     )
-    select, params = rows.query.get_compiler(using=db).as_sql()
-    quote = connection.ops.quote_name
+    insert, params = insert_deliveries_sql(rows, db)
     meta = Delivery._meta
-    fields = [cast(Field, meta.get_field(name)) for name in DELIVERY_COLUMNS]
-    columns = ", ".join(quote(str(field.column)) for field in fields)
     pk_column = str(meta.pk.column) if meta.pk is not None else "id"
-    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) {select} RETURNING {quote(pk_column)}"
-    return sql, tuple(params)
+    return f"{insert} RETURNING {connection.ops.quote_name(pk_column)}", params
+
+
+def insert_deliveries_sql(rows: QuerySet[Any], db: str) -> tuple[str, tuple[Any, ...]]:
+    """``INSERT INTO`` the delivery table ``SELECT`` rows: a ``values_list`` of
+    ``DELIVERY_COLUMNS``' values, in that order."""
+    select, params = rows.query.get_compiler(using=db).as_sql()
+    quote = connections[db].ops.quote_name
+    fields = [cast(Field, Delivery._meta.get_field(name)) for name in DELIVERY_COLUMNS]
+    columns = ", ".join(quote(str(field.column)) for field in fields)
+    return f"INSERT INTO {quote(Delivery._meta.db_table)} ({columns}) {select}", tuple(params)
 
 
 # -- model events ----------------------------------------------------------------------------

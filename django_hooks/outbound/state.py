@@ -9,14 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import cast
 
 from django.db import connections, router, transaction
 from django.db.models import (
     CharField,
     DateTimeField,
     Exists,
-    Field,
     IntegerField,
     OuterRef,
     Q,
@@ -29,6 +27,7 @@ from django_hooks import signals
 from django_hooks.event_types import types_q
 from django_hooks.exceptions import InvalidArgument
 from django_hooks.models import Delivery, Endpoint, Event
+from django_hooks.outbound.dispatch import insert_deliveries_sql
 from django_hooks.outbound.wakeups import wake
 
 __all__ = [
@@ -196,20 +195,7 @@ def insert_missing(
         .order_by("created_at", "pk")
         .values_list("pk", "_endpoint", "_status", "_attempts", "_next", "_created", "_error")
     )
-    select, params = rows.query.get_compiler(using=db).as_sql()
-    connection = connections[db]
-    quote = connection.ops.quote_name
-    names = (
-        "event",
-        "endpoint",
-        "status",
-        "attempts",
-        "next_attempt_at",
-        "created_at",
-        "last_error",
-    )
-    fields = [cast(Field, Delivery._meta.get_field(name)) for name in names]
-    columns = ", ".join(quote(str(field.column)) for field in fields)
-    with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {quote(Delivery._meta.db_table)} ({columns}) {select}", params)
+    sql, params = insert_deliveries_sql(rows, db)
+    with connections[db].cursor() as cursor:
+        cursor.execute(sql, params)
         return max(cursor.rowcount, 0)
