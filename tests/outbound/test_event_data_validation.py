@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import importlib.util
 import sys
 
 import pytest
@@ -23,6 +24,10 @@ from django_hooks.exceptions import (
 from django_hooks.models import Delivery, Endpoint, Event
 
 pytestmark = pytest.mark.django_db
+
+needs_jsonschema = pytest.mark.skipif(
+    importlib.util.find_spec("jsonschema") is None, reason="the jsonschema extra is not installed"
+)
 
 ORDER = {
     "type": "object",
@@ -72,12 +77,14 @@ def test_off_by_default_anything_is_sent():
     assert Event.objects.count() == 1
 
 
+@needs_jsonschema
 def test_valid_data_is_sent():
     with override_settings(DJANGO_HOOKS=ON):
         event = django_hooks.send_event("order.paid", VALID)
     assert Delivery.objects.filter(event=event).count() == 1
 
 
+@needs_jsonschema
 @pytest.mark.parametrize(
     ("data", "path", "reason"),
     [
@@ -97,6 +104,7 @@ def test_invalid_data_is_refused_naming_the_path(data, path, reason):
     assert isinstance(error, PayloadError) and isinstance(error, HooksError)
 
 
+@needs_jsonschema
 def test_keys_that_are_not_names_are_quoted_in_the_path():
     schema = {"type": "object", "additionalProperties": {"type": "integer"}}
     django_hooks.register_event_type("stock.counted", schema=schema)
@@ -106,6 +114,7 @@ def test_keys_that_are_not_names_are_quoted_in_the_path():
         event_types.unregister_event_type("stock.counted")
 
 
+@needs_jsonschema
 def test_the_encoded_data_is_what_is_checked():
     # Receivers get the date and the Decimal as strings: that is what the schema describes.
     data = {**VALID, "paid_on": dt.date(2026, 1, 31), "total": decimal.Decimal("9.90")}
@@ -115,6 +124,7 @@ def test_the_encoded_data_is_what_is_checked():
     assert refused({**VALID, "total": decimal.Decimal("9.9")}).path == "data.total"
 
 
+@needs_jsonschema
 def test_several_problems_are_counted():
     error = refused({"id": "x", "lines": [{"sku": 1, "quantity": 1}]})
     assert "(1 more problem)" in error.reason
@@ -131,6 +141,7 @@ def test_types_without_a_schema_and_undeclared_types_pass():
     assert Event.objects.count() == 2
 
 
+@needs_jsonschema
 def test_a_schema_declared_in_settings_is_checked_too():
     settings = {
         **ON,
@@ -142,6 +153,7 @@ def test_a_schema_declared_in_settings_is_checked_too():
         django_hooks.send_event("invoice.sent", {"number": "F-1"})
 
 
+@needs_jsonschema
 def test_an_invalid_schema_is_a_configuration_error_naming_the_type():
     django_hooks.register_event_type("order.broken", schema={"type": "integr"})
     try:
@@ -165,6 +177,7 @@ def test_without_jsonschema_the_error_names_the_extra(monkeypatch):
         django_hooks.send_event("order.paid", VALID)  # off: jsonschema is never needed
 
 
+@needs_jsonschema
 def test_a_replaced_schema_is_used_at_once():
     with override_settings(DJANGO_HOOKS=ON):
         django_hooks.send_event("order.paid", VALID)
