@@ -159,8 +159,12 @@ def record_deliveries(
         return [row[0] for row in cursor.fetchall()]
 
 
-#: (database alias, has an owner, number of subscription patterns) -> the INSERT's SQL.
-_INSERT_SQL: dict[tuple[str, bool, int], str] = {}
+#: A cached INSERT's parameters: an index into the call's own values, or a value the ORM put in
+#: the SQL's parameters that is the same for every call (``is_active = %s`` on Django 6.1+).
+Slot = tuple[int, None] | tuple[None, Any]
+
+#: (database alias, has an owner, number of subscription patterns) -> the INSERT's SQL and slots.
+_INSERT_SQL: dict[tuple[str, bool, int], tuple[str, list[Slot]]] = {}
 
 
 def delivery_insert(
@@ -170,9 +174,10 @@ def delivery_insert(
 
     Compiling the ORM query costs more than running it, and its SQL depends only on the shape
     of the call (owner or not, how many patterns match the type). So the SQL is compiled once
-    per shape, and later calls only bind their values. The values are bound in the order the
-    ORM used, and a shape is cached only after its parameters matched the ORM's exactly: if a
-    Django version compiled it differently, every call would simply go through the ORM.
+    per shape, and later calls only bind their values, at the places where the ORM put them.
+    A shape is cached only when every one of the call's values was found, in order, among the
+    ORM's parameters (the others being constants): if a Django version compiled it otherwise,
+    every call would simply go through the ORM.
     """
     connection = connections[db]
     patterns = patterns_matching(event.type)
@@ -181,15 +186,35 @@ def delivery_insert(
     if owner is not None:
         owned = [ContentType.objects.db_manager(db).get_for_model(owner).pk, str(owner.pk)]
     like = [f"%|{connection.ops.prep_for_like_query(pattern)}|%" for pattern in patterns]
-    params = [event.pk, Delivery.Status.PENDING.value, 0, when, when, "", *owned, "", *like]
+    values = [event.pk, Delivery.Status.PENDING.value, 0, when, when, "", *owned, "", *like]
     key = (db, owner is not None, len(patterns))
-    sql = _INSERT_SQL.get(key)
-    if sql is not None:
-        return sql, params
+    cached = _INSERT_SQL.get(key)
+    if cached is not None:
+        sql, slots = cached
+        return sql, [values[index] if index is not None else value for index, value in slots]
     sql, compiled = _compile_delivery_insert(event, owner, created_at, db)
-    if list(compiled) == params:
-        _INSERT_SQL[key] = sql
+    found = _slots(values, list(compiled))
+    if found is not None:
+        _INSERT_SQL[key] = (sql, found)
     return sql, list(compiled)
+
+
+def _slots(values: list[Any], compiled: list[Any]) -> list[Slot] | None:
+    """Where each of ``values`` sits in ``compiled``, in order; the rest are constants. None if
+    some value is not there (its type compared too: ``True == 1`` must not match)."""
+    slots: list[Slot] = []
+    position = 0
+    for parameter in compiled:
+        if (
+            position < len(values)
+            and type(parameter) is type(values[position])
+            and parameter == values[position]
+        ):
+            slots.append((position, None))
+            position += 1
+        else:
+            slots.append((None, parameter))
+    return slots if position == len(values) else None
 
 
 def _compile_delivery_insert(

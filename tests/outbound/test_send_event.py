@@ -265,6 +265,19 @@ def test_cached_delivery_inserts_pick_exactly_the_endpoints_the_orm_selects(monk
     assert len(compiled) == len(dispatch._INSERT_SQL) == 6
 
 
+def test_a_cached_insert_keeps_the_constants_a_django_version_adds_to_its_parameters():
+    """Django 6.1 binds ``is_active = %s`` where 5.2 wrote the column alone: the cache finds
+    each of the call's values among the ORM's parameters and keeps the others as they are."""
+    values = ["msg_1", "pending", 0, "2026-12-03", "2026-12-03", "", "", "%|order.*|%"]
+    compiled = [*values[:6], True, *values[6:]]
+    slots = dispatch._slots(values, compiled)
+    assert slots is not None and slots[6] == (None, True)
+    later = ["msg_2", "pending", 0, "2026-12-04", "2026-12-04", "", "", "%|order.*|%"]
+    assert [later[i] if i is not None else v for i, v in slots] == [*later[:6], True, *later[6:]]
+    # A value the ORM bound differently (False for the attempts' 0) is not found: no cache.
+    assert dispatch._slots(values, [*values[:2], False, *values[3:]]) is None
+
+
 @pytest.mark.django_db(transaction=True)
 def test_an_enqueue_prepared_but_not_used_serves_a_later_commit_and_never_twice(redis):
     """Commits that find a drain waiting keep their prepared enqueue for the next commit; each
