@@ -10,6 +10,7 @@ from django.utils import timezone
 import django_hooks
 from django_hooks.exceptions import InvalidEventType, PayloadError
 from django_hooks.models import Delivery, Endpoint, Event
+from django_hooks.outbound import dispatch
 from tests.testapp.models import Organization
 
 pytestmark = pytest.mark.django_db
@@ -234,8 +235,6 @@ def test_cached_delivery_inserts_pick_exactly_the_endpoints_the_orm_selects(monk
     """The INSERT's SQL is compiled once per shape, then only bound: every later call must pick
     the same endpoints the subscription query does, for every owner, type and endpoint state."""
     from django.utils import timezone
-
-    from django_hooks.outbound import dispatch
 
     acme, globex = Organization.objects.create(name="acme"), Organization.objects.create(name="g")
     for owner in (None, acme, globex):
