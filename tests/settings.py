@@ -12,6 +12,9 @@ ROOT_URLCONF = "tests.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"  # differs from ours on purpose
 ALLOWED_HOSTS = ["*"]
 STATIC_URL = "static/"
+# Django 6.1+ sends mail through MAILERS (the test runner swaps each for locmem); older
+# versions ignore the setting and use EMAIL_BACKEND.
+MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
 
 
 def database_from_url(url: str) -> dict:
