@@ -109,8 +109,8 @@ class EndpointSerializer(serializers.ModelSerializer):
         stored = self.instance.headers if isinstance(self.instance, Endpoint) else {}
         try:
             return keep_hidden_headers(value, stored)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from None
+        except EndpointValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict["headers"]) from None
 
     def _save(self, instance: Endpoint) -> Endpoint:
         try:

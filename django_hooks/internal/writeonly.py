@@ -11,7 +11,7 @@ from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
 
 from django_hooks.core import credentials
-from django_hooks.exceptions import InvalidCredentials
+from django_hooks.exceptions import EndpointValidationError, InvalidCredentials
 from django_hooks.models import Endpoint
 
 __all__: list[str] = []
@@ -45,15 +45,19 @@ KIND_CHOICES = [
 
 def keep_hidden_headers(submitted: dict[str, str], stored: Any) -> dict[str, str]:
     """``submitted`` with each ``[hidden]`` value replaced by the stored one (names compared
-    case-insensitively); raises ``ValueError`` naming a header that has no stored value."""
+    case-insensitively); raises ``EndpointValidationError`` naming a header with no stored value."""
     stored = {name.lower(): value for name, value in (stored or {}).items()}
     kept = {}
     for name, value in submitted.items():
         if value == HIDDEN_VALUE:
             if name.lower() not in stored:
-                raise ValueError(
-                    f"{name!r}: {HIDDEN_VALUE!r} keeps a stored value, and this endpoint has "
-                    "none for this header."
+                raise EndpointValidationError(
+                    {
+                        "headers": [
+                            f"{name!r}: {HIDDEN_VALUE!r} keeps a stored value, and this endpoint "
+                            "has none for this header."
+                        ]
+                    }
                 )
             value = stored[name.lower()]
         kept[name] = value
@@ -137,12 +141,13 @@ class EndpointCredentialsForm(forms.ModelForm):
             self.add_error("credentials_kind", str(exc))
         return data
 
-    def _update_errors(self, errors: Any) -> None:
-        # The model names its credential field "auth"; this form's is the kind. Its other
-        # fields' errors the form lacks a field for are the form's own.
-        error_dict = getattr(errors, "error_dict", None) or {}
-        for name in [name for name in error_dict if name not in self.fields]:
-            target = "credentials_kind" if name == "auth" else NON_FIELD_ERRORS
-            if name != target:
-                error_dict.setdefault(target, []).extend(error_dict.pop(name))
-        super()._update_errors(errors)
+    def add_error(self, field: str | None, error: Any) -> None:
+        # The model's validation names its credential field "auth": here that is the kind. Its
+        # errors on other fields this form lacks are the form's own.
+        error_dict = getattr(error, "error_dict", None)
+        if field is None and error_dict:
+            for name in [name for name in error_dict if name not in self.fields]:
+                target = "credentials_kind" if name == "auth" else NON_FIELD_ERRORS
+                if name != target:
+                    error_dict.setdefault(target, []).extend(error_dict.pop(name))
+        super().add_error(field, error)

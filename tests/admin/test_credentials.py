@@ -123,7 +123,7 @@ def test_a_token_url_the_ssrf_guard_refuses_is_named(admin_client_) -> None:  # 
 def test_a_private_key_is_not_shown_again_with_an_error(admin_client_) -> None:  # noqa: F811
     from tests.security.test_secret_leaks import client_certificate
 
-    certificate, key = client_certificate()
+    certificate, _ = client_certificate()
     _, other_key = client_certificate()
     with override_settings(DJANGO_HOOKS=HOOKS):
         response = admin_client_.post(
