@@ -29,12 +29,13 @@ from django_hooks.admin.common import (
     status_badge,
     time_column,
 )
-from django_hooks.admin.credentials import CredentialsFieldset, EndpointCredentialsForm
+from django_hooks.admin.credentials import CredentialsFieldset
 from django_hooks.admin.forms import EndpointAdminForm
 from django_hooks.conf import hooks_settings
 from django_hooks.exceptions import EndpointNotReceiving
 from django_hooks.internal.chart import delivery_chart
 from django_hooks.internal.display import show_time, time_text
+from django_hooks.internal.writeonly import EndpointCredentialsForm
 from django_hooks.models import DeliveryAttempt, Endpoint
 from django_hooks.outbound.operations import (
     DeliveryCounts,

@@ -10,16 +10,13 @@ from rest_framework import exceptions, serializers
 
 from django_hooks.core import credentials
 from django_hooks.exceptions import EndpointValidationError, InvalidCredentials
+from django_hooks.internal.writeonly import HIDDEN_VALUE, keep_hidden_headers
 from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, SigningScheme
 from django_hooks.outbound.state import enable_endpoint
 
 __all__: list[str] = []
 
 MAX_GRACE_PERIOD = 7 * 24 * 3600
-
-
-#: What responses show for a custom header's value; sent back unchanged, it keeps the value.
-HIDDEN_VALUE = "[hidden]"
 
 
 class ReceiverAuthField(serializers.Field):
@@ -110,18 +107,10 @@ class EndpointSerializer(serializers.ModelSerializer):
 
     def validate_headers(self, value: dict[str, str]) -> dict[str, str]:
         stored = self.instance.headers if isinstance(self.instance, Endpoint) else {}
-        stored = {name.lower(): v for name, v in (stored or {}).items()}
-        kept = {}
-        for name, header in value.items():
-            if header == HIDDEN_VALUE:
-                if name.lower() not in stored:
-                    raise serializers.ValidationError(
-                        f"{name!r}: {HIDDEN_VALUE!r} keeps a stored value, and this endpoint "
-                        "has none for this header."
-                    )
-                header = stored[name.lower()]
-            kept[name] = header
-        return kept
+        try:
+            return keep_hidden_headers(value, stored)
+        except EndpointValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict["headers"]) from None
 
     def _save(self, instance: Endpoint) -> Endpoint:
         try:

@@ -12,7 +12,15 @@ from django.utils import timezone
 
 from django_hooks.conf import hooks_settings
 from django_hooks.event_types import EventType, declared_event_types, is_pattern
-from django_hooks.models import Delivery
+from django_hooks.exceptions import EndpointValidationError
+from django_hooks.internal.writeonly import (
+    HIDDEN_VALUE,
+    KIND_CHOICES,
+    EndpointCredentialsForm,
+    WriteOnlyInput,
+    keep_hidden_headers,
+)
+from django_hooks.models import MAX_CUSTOM_HEADERS, Delivery
 
 __all__: list[str] = []
 
@@ -105,6 +113,112 @@ class EndpointForm(forms.Form):
         """The checked catalogue entries, for the template's checkboxes."""
         field = self["event_types"]
         return set(field.value() or [])
+
+
+#: Empty rows for new headers below the stored ones.
+NEW_HEADER_ROWS = 3
+
+
+class CredentialsForm(EndpointCredentialsForm):
+    """The receiver credentials (the admin's form: write-only secrets) and the custom headers:
+    each stored one listed by name, its value hidden, to replace or delete; new ones below."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["credentials_kind"].label = "Kind"
+        self.stored_headers = dict(self.instance.headers or {})
+        if self.is_bound:  # the rows the page listed (the stored set may have changed since)
+            names = [
+                str(self.data[f"header_{i}_name"])
+                for i in range(MAX_CUSTOM_HEADERS)
+                if f"header_{i}_name" in self.data
+            ]
+        else:
+            names = sorted(self.stored_headers, key=str.lower)
+        self.listed = names
+        for i, name in enumerate(names):
+            self.fields[f"header_{i}_name"] = forms.CharField(
+                initial=name, required=False, widget=forms.HiddenInput
+            )
+            self.fields[f"header_{i}_value"] = forms.CharField(
+                label=f"New value for {name}",
+                required=False,
+                widget=WriteOnlyInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+            )
+            self.fields[f"header_{i}_delete"] = forms.BooleanField(
+                label=f"Delete {name}", required=False
+            )
+        spare = max(0, min(NEW_HEADER_ROWS, MAX_CUSTOM_HEADERS - len(names)))
+        self.spare = spare if not self.is_bound else NEW_HEADER_ROWS
+        for j in range(self.spare):
+            self.fields[f"new_{j}_name"] = forms.CharField(
+                label=f"New header {j + 1}: name",
+                required=False,
+                widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+            )
+            self.fields[f"new_{j}_value"] = forms.CharField(
+                label=f"New header {j + 1}: value",
+                required=False,
+                widget=WriteOnlyInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+            )
+
+    @property
+    def kind_label(self) -> str:
+        return dict(KIND_CHOICES).get(self.instance.auth_kind, "none")
+
+    def header_rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": name,
+                "hidden": HIDDEN_VALUE,
+                "name_field": self[f"header_{i}_name"],
+                "value": self[f"header_{i}_value"],
+                "delete": self[f"header_{i}_delete"],
+            }
+            for i, name in enumerate(self.listed)
+        ]
+
+    def new_rows(self) -> list[dict[str, Any]]:
+        return [
+            {"name": self[f"new_{j}_name"], "value": self[f"new_{j}_value"]}
+            for j in range(self.spare)
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        headers: dict[str, str] = {}
+        seen: dict[str, str] = {}
+        problems = []
+        rows = [
+            (name, data.get(f"header_{i}_value") or HIDDEN_VALUE)
+            for i, name in enumerate(self.listed)
+            if not data.get(f"header_{i}_delete")
+        ]
+        for j in range(self.spare):
+            name = (data.get(f"new_{j}_name") or "").strip()
+            value = data.get(f"new_{j}_value") or ""
+            if value and not name:
+                problems.append(f"New header {j + 1} has a value but no name.")
+            elif name and not value:
+                problems.append(f"Enter a value for the new header {name!r}.")
+            elif name:
+                rows.append((name, value))
+        for name, value in rows:
+            if name.lower() in seen:
+                problems.append(
+                    f"{name!r} is given twice (as {seen[name.lower()]!r} too): header names are "
+                    "case-insensitive, so give each one once."
+                )
+            seen[name.lower()] = name
+            headers[name] = value
+        if not problems:
+            try:
+                self.instance.headers = keep_hidden_headers(headers, self.stored_headers)
+            except EndpointValidationError as exc:
+                problems += exc.message_dict["headers"]
+        for problem in problems:
+            self.add_error(None, problem)
+        return data
 
 
 class RecoverForm(forms.Form):

@@ -31,6 +31,7 @@ urlpatterns = [
     path("link/<str:token>/", views.enter, name="enter"),
     path("<hooks_id:pk>/", views.endpoint, name="endpoint"),
     path("<hooks_id:pk>/edit/", views.endpoint_edit, name="endpoint_edit"),
+    path("<hooks_id:pk>/credentials/", views.endpoint_credentials, name="endpoint_credentials"),
     path("<hooks_id:pk>/delete/", views.endpoint_delete, name="endpoint_delete"),
     path("<hooks_id:pk>/disable/", views.endpoint_disable, name="endpoint_disable"),
     path("<hooks_id:pk>/enable/", views.endpoint_enable, name="endpoint_enable"),

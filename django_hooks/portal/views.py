@@ -2,7 +2,8 @@
 
 Every page runs the same few queries whatever the number of rows, and every action is a plain
 form POST (no JavaScript). Endpoint changes go through the REST API's serializer, so the portal
-refuses exactly what the API refuses (the SSRF guard, subscriptions, an operator's disable).
+refuses exactly what the API refuses (the SSRF guard, subscriptions, an operator's disable);
+credentials and custom headers go through the admin's write-only form and the model's checks.
 """
 
 from __future__ import annotations
@@ -27,9 +28,14 @@ from django_hooks.api.serializers import EndpointSerializer
 from django_hooks.conf import hooks_settings
 from django_hooks.core.errors import PayloadError
 from django_hooks.event_types import check_declared, declared_event_types
-from django_hooks.exceptions import EndpointNotReceiving, InvalidEventType
+from django_hooks.exceptions import (
+    EndpointNotReceiving,
+    EndpointValidationError,
+    InvalidEventType,
+)
 from django_hooks.internal.chart import delivery_chart
 from django_hooks.internal.retention import delete_deliveries
+from django_hooks.internal.writeonly import KIND_CHOICES
 from django_hooks.models import Delivery, Endpoint, owner_q
 from django_hooks.outbound.operations import (
     DeliveryCounts,
@@ -45,6 +51,7 @@ from django_hooks.outbound.state import retry_deliveries
 from django_hooks.portal import access
 from django_hooks.portal.access import portal_view
 from django_hooks.portal.forms import (
+    CredentialsForm,
     DeliveryFilterForm,
     EndpointForm,
     RecoverForm,
@@ -64,6 +71,7 @@ DELIVERIES_PER_PAGE = 50
 NOTICES = {
     "created": "Endpoint created. Reveal its secret to verify what it receives.",
     "saved": "Changes saved.",
+    "credentials-saved": "Credentials and headers saved; the next attempts send them.",
     "deleted": "Endpoint deleted, with its delivery log.",
     "disabled": "Endpoint disabled: it receives nothing until you enable it.",
     "enabled": "Endpoint enabled; its pending deliveries resume.",
@@ -309,6 +317,7 @@ def endpoint(request: HttpRequest, pk: int) -> HttpResponse:
             "rate": success_rate(counts),
             "last_attempt": last,
             "chart": delivery_chart(series),
+            "credentials": credentials_summary(endpoint),
             "recover_form": RecoverForm(initial={"since": since.replace(second=0, microsecond=0)}),
         },
     )
@@ -335,6 +344,53 @@ def endpoint_edit(request: HttpRequest, pk: int) -> HttpResponse:
         form = EndpointForm(initial=EndpointForm.initial_for(endpoint))
     status = 400 if form.errors else 200
     return render(request, "endpoint_form.html", {"form": form, "endpoint": endpoint}, status)
+
+
+#: What a save of the credentials page writes: nothing else about the endpoint.
+CREDENTIAL_FIELDS = ["auth_kind", "auth_public", "auth_ciphertext", "headers", "updated_at"]
+
+
+@portal_view
+@require_http_methods(["GET", "POST"])
+def endpoint_credentials(request: HttpRequest, pk: int) -> HttpResponse:
+    """The receiver credentials and custom headers: secrets and header values are write-only,
+    validated as the admin and the API validate them, and saved together or not at all."""
+    endpoint = owned_endpoint(request, pk, secrets=request.method == "POST")
+    current = credentials_summary(endpoint)  # before the form changes the instance
+    form = CredentialsForm(request.POST if request.method == "POST" else None, instance=endpoint)
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                endpoint.save(update_fields=CREDENTIAL_FIELDS)
+        except EndpointValidationError as exc:  # e.g. the token URL's name resolved elsewhere
+            for message in flatten(exc.message_dict):
+                form.add_error(None, for_customers(message))
+        else:
+            return redirect("endpoint", endpoint.pk, notice="credentials-saved")
+    for name, messages in form.errors.items():  # the model's, as on the endpoint form
+        form.errors[name] = form.error_class([for_customers(str(m)) for m in messages])
+    status = 400 if form.errors else 200
+    response = render(
+        request,
+        "endpoint_credentials.html",
+        {"endpoint": endpoint, "form": form, "current": current},
+        status,
+    )
+    add_never_cache_headers(response)
+    return response
+
+
+def credentials_summary(endpoint: Endpoint) -> dict[str, Any]:
+    """What the pages show of the credentials and headers: the kind, its non-secret parts and
+    the header names."""
+    public = dict(endpoint.auth_public or {})
+    kind = public.pop("kind", "")
+    parts = [(name.replace("_", " "), value) for name, value in public.items() if value]
+    return {
+        "kind": dict(KIND_CHOICES).get(kind, "none") if kind else "",
+        "parts": parts,
+        "headers": sorted(endpoint.headers or {}, key=str.lower),
+    }
 
 
 @portal_view

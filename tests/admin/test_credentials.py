@@ -98,3 +98,43 @@ def test_a_viewer_sees_the_kind_and_username_only(viewer) -> None:  # noqa: F811
     page = viewer.get(endpoint_url(endpoint)).content.decode()
     assert "basic, username: acme" in page
     assert "pw_Ik8Uj7Yh6" not in page and "credentials_password" not in page
+
+
+def test_a_token_url_the_ssrf_guard_refuses_is_named(admin_client_) -> None:  # noqa: F811
+    # No private network allowed: the model's guard refuses the token URL, on the kind's field.
+    with override_settings(DJANGO_HOOKS={"ALLOWED_NETWORKS": []}):
+        response = admin_client_.post(
+            f"{ENDPOINTS}add/",
+            form(
+                url="https://hooks.example.com/in",
+                credentials_kind="oauth2",
+                credentials_token_url="http://10.0.0.1/token",
+                credentials_client_id="acme",
+                credentials_client_secret="cs_Ol9Ik8Uj7",
+            ),
+        )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "token_url: 10.0.0.1 is a private address" in page
+    assert "cs_Ol9Ik8Uj7" not in page
+    assert not Endpoint.objects.exists()
+
+
+def test_a_private_key_is_not_shown_again_with_an_error(admin_client_) -> None:  # noqa: F811
+    from tests.security.test_secret_leaks import client_certificate
+
+    certificate, _ = client_certificate()
+    _, other_key = client_certificate()
+    with override_settings(DJANGO_HOOKS=HOOKS):
+        response = admin_client_.post(
+            f"{ENDPOINTS}add/",
+            form(
+                credentials_kind="mtls",
+                credentials_certificate=certificate,
+                credentials_private_key=other_key,
+            ),
+        )
+    page = response.content.decode()
+    assert "mTLS: private_key does not belong to the certificate." in page
+    assert all(line not in page for line in other_key.splitlines()[1:-1])
+    assert not Endpoint.objects.exists()

@@ -31,6 +31,7 @@ ROUTES = [
     ("verify/", {"get"}, None),
     ("{id}/", {"get"}, "endpoint"),
     ("{id}/edit/", {"get", "post"}, "endpoint"),
+    ("{id}/credentials/", {"get", "post"}, "endpoint"),
     ("{id}/delete/", {"get", "post"}, "endpoint"),
     ("{id}/disable/", {"post"}, "endpoint"),
     ("{id}/enable/", {"post"}, "endpoint"),
@@ -46,6 +47,11 @@ BODY = {
     "url": "https://example.com/changed",
     "event_type": "webhook.test",
     "since": "2020-01-01T00:00",
+    # What the credentials page would write: another owner's endpoint must not get it.
+    "credentials_kind": "bearer",
+    "credentials_token": "tok_planted_Hj6Kl7",
+    "new_0_name": "X-Planted",
+    "new_0_value": "planted",
 }
 POSTS = [(route, kind) for route, methods, kind in ROUTES if "post" in methods]
 
@@ -61,7 +67,13 @@ def state():
     """Everything a request could change."""
     endpoints = list(
         Endpoint.objects.order_by("pk").values_list(
-            "pk", "url", "is_active", "disabled_at", "secret_ciphertext"
+            "pk",
+            "url",
+            "is_active",
+            "disabled_at",
+            "secret_ciphertext",
+            "auth_ciphertext",
+            "headers",
         )
     )
     deliveries = list(Delivery.objects.order_by("pk").values_list("pk", "status"))

@@ -62,6 +62,7 @@ def pages(ids):
                 "test/",
                 "recover/",
                 "deliveries/",
+                "credentials/",
             )
         ),
     ]

@@ -187,6 +187,29 @@ def test_the_portal_in_a_real_browser(site, browser_page, receiver):  # noqa: F8
     page.click("button:has-text('Save changes')")
     expect(page.locator("main")).to_contain_text("Renamed")
 
+    # Receiver credentials and a custom header: sent with the next webhook, never shown again.
+    page.get_by_role("link", name="Change credentials and headers").click()
+    page.select_option("#id_credentials_kind", "bearer")
+    page.locator("#credentials summary", has_text="Bearer token").click()
+    page.fill("#id_credentials_token", "tok_browser_Gh7Jk8Lm9")
+    page.fill("#id_new_0_name", "X-Api-Key")
+    page.fill("#id_new_0_value", "key_browser_Qw1Er2Ty3")
+    page.click("button:has-text('Save credentials and headers')")
+    expect(page.locator(".notice")).to_contain_text("Credentials and headers saved")
+    expect(page.locator("#receiver-credentials")).to_contain_text("Bearer token")
+    page.get_by_role("link", name="Change credentials and headers").click()
+    expect(page.locator("#headers")).to_contain_text("X-Api-Key")
+    shot(page, "credentials")
+    assert "tok_browser" not in page.content() and "key_browser" not in page.content()
+    page.goto(endpoint_url + "test/")
+    page.click("button:has-text('Send the test event')")
+    deadline = time.monotonic() + 20
+    while len(receiver.to("/portal")) < 5 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    sent = {k.lower(): v for k, v in receiver.to("/portal")[-1].headers.items()}
+    assert sent["authorization"] == "Bearer tok_browser_Gh7Jk8Lm9"
+    assert sent["x-api-key"] == "key_browser_Qw1Er2Ty3"
+
     # The reference pages.
     page.get_by_role("link", name="Event types", exact=True).click()
     expect(page.locator("main")).to_contain_text("order.created")

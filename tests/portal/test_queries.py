@@ -45,7 +45,14 @@ def count_queries(client, path):
 
 @pytest.mark.parametrize("how", ["login", "link"])
 @pytest.mark.parametrize(
-    "page", ["", "{endpoint}/deliveries/", "{endpoint}/", "deliveries/{delivery}/"]
+    "page",
+    [
+        "",
+        "{endpoint}/deliveries/",
+        "{endpoint}/",
+        "{endpoint}/credentials/",
+        "deliveries/{delivery}/",
+    ],
 )
 def test_pages_do_not_grow_with_rows(page, how, alice):
     client = logged_in(alice) if how == "login" else through_link(alice)

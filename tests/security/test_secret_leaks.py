@@ -390,6 +390,7 @@ def test_every_customer_portal_page(world: Secrets, superuser_client) -> None:
                 "test/",
                 "recover/",
                 "deliveries/",
+                "credentials/",
             )
         ]
     paths += [f"deliveries/{pk}/" for pk in Delivery.objects.values_list("pk", flat=True)]
@@ -400,6 +401,57 @@ def test_every_customer_portal_page(world: Secrets, superuser_client) -> None:
         texts.append(f"{path} {response.content.decode()}")
     assert len(texts) > 30
     world.assert_absent("customer portal pages", texts)
+
+
+def test_the_portal_credentials_form_never_shows_a_secret_back(
+    world: Secrets, superuser_client
+) -> None:
+    """Secrets typed into the portal's credentials form, refused with an error or saved: the
+    answer and the pages after it hold none of them (nor the stored ones)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.contenttypes.models import ContentType
+
+    owner = get_user_model().objects.get(username="security-admin")
+    Endpoint.objects.update(
+        owner_content_type=ContentType.objects.get_for_model(owner), owner_id=str(owner.pk)
+    )
+    typed = ["pw_typed_Lk9Jh8Gf7Ds6", "key_typed_Po0Iu9Yt8Re7"]
+    world.add(*typed)
+    _, other_key = client_certificate()
+    world.add(*key_forms(other_key))
+    texts = []
+    with override_settings(DJANGO_HOOKS=HOOKS):
+        for endpoint in Endpoint.objects.all():
+            path = f"/webhooks/{endpoint.pk}/credentials/"
+            names = {f"header_{i}_name": n for i, n in enumerate(sorted(endpoint.headers))}
+            refused = [
+                # a secret with a missing part, and a header that cannot be sent
+                {"credentials_kind": "basic", "credentials_password": typed[0]},
+                {"new_0_name": "Bad Name", "new_0_value": typed[1]},
+                {"credentials_kind": "mtls", "credentials_private_key": other_key},
+            ]
+            for data in refused:
+                response = superuser_client.post(path, {**names, **data})
+                assert response.status_code == 400, (path, data)
+                texts.append(f"{path} {response.content.decode()}")
+        endpoint = Endpoint.objects.filter(auth_kind="basic").get()
+        names = {f"header_{i}_name": n for i, n in enumerate(sorted(endpoint.headers))}
+        saved = superuser_client.post(
+            f"/webhooks/{endpoint.pk}/credentials/",
+            {
+                **names,
+                "credentials_kind": "basic",
+                "credentials_username": "leak-user",
+                "credentials_password": typed[0],
+                "new_0_name": "X-Typed",
+                "new_0_value": typed[1],
+            },
+        )
+        assert saved.status_code == 302, saved.content.decode()[-2000:]
+        for page in ("", "credentials/"):
+            texts.append(superuser_client.get(f"/webhooks/{endpoint.pk}/{page}").content.decode())
+    assert Endpoint.objects.get(pk=endpoint.pk).headers["X-Typed"] == typed[1]
+    world.assert_absent("the portal's credentials form", texts)
 
 
 def test_exception_messages(world: Secrets) -> None:
