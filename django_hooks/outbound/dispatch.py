@@ -201,13 +201,14 @@ def delivery_insert(
 
 def _slots(values: list[Any], compiled: list[Any]) -> list[Slot] | None:
     """Where each of ``values`` sits in ``compiled``, in order; the rest are constants. None if
-    some value is not there (its type compared too: ``True == 1`` must not match)."""
+    some value is not there. Equal is equal (psycopg's ``Int4(0)`` is our ``0``), except that a
+    boolean never stands for a number: ``True == 1``, but ``is_active`` is not ``attempts``."""
     slots: list[Slot] = []
     position = 0
     for parameter in compiled:
         if (
             position < len(values)
-            and type(parameter) is type(values[position])
+            and isinstance(parameter, bool) == isinstance(values[position], bool)
             and parameter == values[position]
         ):
             slots.append((position, None))

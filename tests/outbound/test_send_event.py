@@ -275,6 +275,14 @@ def test_a_cached_insert_keeps_the_constants_a_django_version_adds_to_its_parame
     assert [later[i] if i is not None else v for i, v in slots] == [*later[:6], True, *later[6:]]
     # A value the ORM bound differently (False for the attempts' 0) is not found: no cache.
     assert dispatch._slots(values, [*values[:2], False, *values[3:]]) is None
+    # A driver's own int type is the same number (psycopg binds Int4(0) for the attempts' 0).
+    assert dispatch._slots(values, [*values[:2], Int4(0), *values[3:]]) == [
+        (index, None) for index in range(len(values))
+    ]
+
+
+class Int4(int):
+    """Stands for psycopg's ``Int4``: an int subclass a driver binds."""
 
 
 @pytest.mark.django_db(transaction=True)
