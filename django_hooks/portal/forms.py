@@ -15,7 +15,6 @@ from django_hooks.event_types import EventType, declared_event_types, is_pattern
 from django_hooks.exceptions import EndpointValidationError
 from django_hooks.internal.writeonly import (
     HIDDEN_VALUE,
-    KIND_CHOICES,
     EndpointCredentialsForm,
     WriteOnlyInput,
     keep_hidden_headers,
@@ -161,10 +160,6 @@ class CredentialsForm(EndpointCredentialsForm):
                 required=False,
                 widget=WriteOnlyInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
             )
-
-    @property
-    def kind_label(self) -> str:
-        return dict(KIND_CHOICES).get(self.instance.auth_kind, "none")
 
     def header_rows(self) -> list[dict[str, Any]]:
         return [

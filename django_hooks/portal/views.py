@@ -383,9 +383,9 @@ def endpoint_credentials(request: HttpRequest, pk: int) -> HttpResponse:
 def credentials_summary(endpoint: Endpoint) -> dict[str, Any]:
     """What the pages show of the credentials and headers: the kind, its non-secret parts and
     the header names."""
-    public = dict(endpoint.auth_public or {})
-    kind = public.pop("kind", "")
-    parts = [(name.replace("_", " "), value) for name, value in public.items() if value]
+    kind = endpoint.auth_kind
+    public = (endpoint.auth_public or {}).items()
+    parts = [(name.replace("_", " "), value) for name, value in public if value and name != "kind"]
     return {
         "kind": dict(KIND_CHOICES).get(kind, "none") if kind else "",
         "parts": parts,
