@@ -12,6 +12,38 @@ from django_hooks.portal import signed_link
 
 PORTAL = "/webhooks/"
 
+# (route, methods, which object's id fills {id})
+ROUTES = [
+    ("", {"get"}, None),
+    ("new/", {"get", "post"}, None),
+    ("event-types/", {"get"}, None),
+    ("verify/", {"get"}, None),
+    ("{id}/", {"get"}, "endpoint"),
+    ("{id}/edit/", {"get", "post"}, "endpoint"),
+    ("{id}/credentials/", {"get", "post"}, "endpoint"),
+    ("{id}/delete/", {"get", "post"}, "endpoint"),
+    ("{id}/disable/", {"post"}, "endpoint"),
+    ("{id}/enable/", {"post"}, "endpoint"),
+    ("{id}/secret/", {"get", "post"}, "endpoint"),
+    ("{id}/rotate-secret/", {"get", "post"}, "endpoint"),
+    ("{id}/test/", {"get", "post"}, "endpoint"),
+    ("{id}/recover/", {"get", "post"}, "endpoint"),
+    ("{id}/deliveries/", {"get"}, "endpoint"),
+    ("deliveries/{id}/", {"get"}, "delivery"),
+    ("deliveries/{id}/retry/", {"post"}, "delivery"),
+]
+
+
+def get_pages(endpoints=(), deliveries=()) -> list[str]:
+    """Every page ``ROUTES`` serves to a GET, for each of these endpoint and delivery ids."""
+    ids = {"endpoint": list(endpoints), "delivery": list(deliveries), None: [None]}
+    return [
+        route.format(id=pk)
+        for route, methods, kind in ROUTES
+        if "get" in methods
+        for pk in ids[kind]
+    ]
+
 
 @pytest.fixture
 def alice(django_user_model):

@@ -13,6 +13,7 @@ from django_hooks.models import Delivery, Endpoint, Event
 from django_hooks.portal import access, signed_link
 from tests.portal.conftest import (
     PORTAL,
+    ROUTES,
     csrf_token_of,
     logged_in,
     make_endpoint,
@@ -23,26 +24,6 @@ from tests.testapp.models import Organization
 
 pytestmark = pytest.mark.django_db
 
-# (route, methods, which object's id fills {id})
-ROUTES = [
-    ("", {"get"}, None),
-    ("new/", {"get", "post"}, None),
-    ("event-types/", {"get"}, None),
-    ("verify/", {"get"}, None),
-    ("{id}/", {"get"}, "endpoint"),
-    ("{id}/edit/", {"get", "post"}, "endpoint"),
-    ("{id}/credentials/", {"get", "post"}, "endpoint"),
-    ("{id}/delete/", {"get", "post"}, "endpoint"),
-    ("{id}/disable/", {"post"}, "endpoint"),
-    ("{id}/enable/", {"post"}, "endpoint"),
-    ("{id}/secret/", {"get", "post"}, "endpoint"),
-    ("{id}/rotate-secret/", {"get", "post"}, "endpoint"),
-    ("{id}/test/", {"get", "post"}, "endpoint"),
-    ("{id}/recover/", {"get", "post"}, "endpoint"),
-    ("{id}/deliveries/", {"get"}, "endpoint"),
-    ("deliveries/{id}/", {"get"}, "delivery"),
-    ("deliveries/{id}/retry/", {"post"}, "delivery"),
-]
 BODY = {
     "url": "https://example.com/changed",
     "event_type": "webhook.test",

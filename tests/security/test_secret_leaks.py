@@ -38,6 +38,7 @@ from django_hooks.models import Delivery, DeliveryAttempt, Endpoint, Event, Inbo
 from django_hooks.outbound import client
 from django_hooks.testing import drain
 from tests.outbound.test_receiver_credentials import CLIENT_ID, CLIENT_SECRET, OAuthServer
+from tests.portal.conftest import get_pages
 from tests.receiver import Reply
 from tests.testapp import views
 
@@ -377,23 +378,10 @@ def test_every_customer_portal_page(world: Secrets, superuser_client) -> None:
     Endpoint.objects.update(
         owner_content_type=ContentType.objects.get_for_model(owner), owner_id=str(owner.pk)
     )
-    paths = ["", "new/", "event-types/", "verify/"]
-    for endpoint in Endpoint.objects.all():
-        paths += [
-            f"{endpoint.pk}/{page}"
-            for page in (
-                "",
-                "edit/",
-                "delete/",
-                "secret/",
-                "rotate-secret/",
-                "test/",
-                "recover/",
-                "deliveries/",
-                "credentials/",
-            )
-        ]
-    paths += [f"deliveries/{pk}/" for pk in Delivery.objects.values_list("pk", flat=True)]
+    paths = get_pages(
+        Endpoint.objects.values_list("pk", flat=True),
+        Delivery.objects.values_list("pk", flat=True),
+    )
     texts = []
     for path in paths:
         response = superuser_client.get("/webhooks/" + path)
