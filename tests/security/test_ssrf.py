@@ -211,28 +211,32 @@ def test_portal_forms_accept_a_public_url_and_refuse_a_private_one(django_user_m
     assert Endpoint.objects.get().url == SAFE_URL
 
 
-@pytest.mark.parametrize("case", SSRF_CASES, ids=str)
-def test_portal_credentials_form_refuses_a_token_url(
-    case: SSRFCase, django_user_model, port
-) -> None:
+def post_token_url(user, token_url: str):
+    """The owner's credentials page, posted with OAuth2 credentials fetched from ``token_url``."""
     from django.test import Client
 
-    user = django_user_model.objects.create_user("customer")
     browser = Client()
     browser.force_login(user)
     with refusing_ssrf():
         endpoint = Endpoint(url=SAFE_URL)
         endpoint.owner = user
         endpoint.save()
-        response = browser.post(
+        return browser.post(
             f"/webhooks/{endpoint.pk}/credentials/",
             {
                 "credentials_kind": "oauth2",
-                "credentials_token_url": case.at(port),
+                "credentials_token_url": token_url,
                 "credentials_client_id": "acme",
                 "credentials_client_secret": "cs_Ol9Ik8Uj7",
             },
         )
+
+
+@pytest.mark.parametrize("case", SSRF_CASES, ids=str)
+def test_portal_credentials_form_refuses_a_token_url(
+    case: SSRFCase, django_user_model, port
+) -> None:
+    response = post_token_url(django_user_model.objects.create_user("customer"), case.at(port))
     assert response.status_code == 400, "the form was accepted"
     if case.url.startswith(("http://", "https://")):
         assert_refused_page(response.content, case)
@@ -241,26 +245,11 @@ def test_portal_credentials_form_refuses_a_token_url(
     assert Endpoint.objects.get().auth is None
 
 
-def test_portal_credentials_form_accepts_a_public_token_url(django_user_model, port) -> None:
+def test_portal_credentials_form_accepts_a_public_token_url(django_user_model) -> None:
     # Without this, the refusals above could be any form error.
-    from django.test import Client
-
-    user = django_user_model.objects.create_user("customer")
-    browser = Client()
-    browser.force_login(user)
-    with refusing_ssrf():
-        endpoint = Endpoint(url=SAFE_URL)
-        endpoint.owner = user
-        endpoint.save()
-        response = browser.post(
-            f"/webhooks/{endpoint.pk}/credentials/",
-            {
-                "credentials_kind": "oauth2",
-                "credentials_token_url": "https://public.attacker.test/token",
-                "credentials_client_id": "acme",
-                "credentials_client_secret": "cs_Ol9Ik8Uj7",
-            },
-        )
+    response = post_token_url(
+        django_user_model.objects.create_user("customer"), "https://public.attacker.test/token"
+    )
     assert response.status_code == 302, response.content.decode()[-2000:]
     assert Endpoint.objects.get().auth_public["token_url"] == "https://public.attacker.test/token"
 
