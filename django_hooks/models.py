@@ -444,7 +444,8 @@ class Endpoint(OwnedModel):
 
     # -- validation ----------------------------------------------------------------------------
 
-    # The URL last checked by the SSRF guard: saving again without changing it skips the DNS lookup.
+    # The URLs last passed by the SSRF guard (in validate, or as loaded): validating or saving
+    # again without changing them skips their DNS lookups.
     _validated_url: str | None = None
     _validated_token_url: str | None = None
 
@@ -501,6 +502,9 @@ class Endpoint(OwnedModel):
                 errors["auth"] = [f"token_url: {url_refusal(exc)}"]
         if errors:
             raise EndpointValidationError(errors)
+        if resolve:  # what the guard just passed: a save right after need not look it up again
+            self._validated_url = self.url
+            self._validated_token_url = token_url
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         update_fields = kwargs.get("update_fields")
@@ -515,8 +519,6 @@ class Endpoint(OwnedModel):
         }
         if update_fields is None or validated & set(update_fields):
             self.validate()
-            self._validated_url = self.url
-            self._validated_token_url = (self.auth_public or {}).get("token_url")
         types = sorted(set(self.event_types))
         self.event_types_match = "" if not types or "*" in types else f"|{'|'.join(types)}|"
         if update_fields is not None and "event_types" in update_fields:

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.test import override_settings
 
 import django_hooks
+from django_hooks.core.credentials import OAuth2ClientCredentials
 from django_hooks.models import Delivery, Endpoint
 from django_hooks.outbound import client
 from django_hooks.testing import run_worker
@@ -400,6 +401,23 @@ def test_the_guard_uses_the_configured_resolver() -> None:
         with pytest.raises(ValidationError, match="10.9.9.9"):
             Endpoint(url="http://x.attacker.test/").validate()
     assert dns.lookups == ["x.attacker.test"]
+
+
+def test_a_form_then_a_save_look_each_name_up_once() -> None:
+    """Validation (a form's, the API's) passes the URL and the token URL; the save right after
+    checks them again only if they changed."""
+    dns = FakeDNS({"hooks.example.test": ["93.184.216.34"], "auth.example.test": ["93.184.216.35"]})
+    with override_settings(DJANGO_HOOKS={"ALLOWED_NETWORKS": []}), client.use_resolver(dns):
+        endpoint = Endpoint(url="https://hooks.example.test/in")
+        endpoint.auth = OAuth2ClientCredentials(
+            token_url="https://auth.example.test/token", client_id="acme", client_secret="cs_1"
+        )
+        endpoint.validate()
+        endpoint.save()
+        assert dns.lookups == ["hooks.example.test", "auth.example.test"]
+        endpoint.url = "https://hooks.example.test/moved"
+        endpoint.save()
+    assert dns.lookups == ["hooks.example.test", "auth.example.test", "hooks.example.test"]
 
 
 # -- HTTPS_ONLY -----------------------------------------------------------------------------------
